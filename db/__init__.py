@@ -1,0 +1,1 @@
+"""Storage layer: SQLAlchemy models, engine setup, and small query helpers. Imports sqlalchemy/alembic only."""

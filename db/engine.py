@@ -1,0 +1,55 @@
+"""Engine and session factory; `init_db` brings any database to the newest schema through Alembic."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def _configure_sqlite(dbapi_connection, _record) -> None:
+    """WAL lets the app read while the worker writes; FKs are off by default in SQLite."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def make_engine(url: str) -> Engine:
+    """One place that knows dialect quirks; nothing else in the code base issues SQLite-only SQL."""
+    if url.startswith("sqlite"):
+        db_path = url.split("///", 1)[-1]
+        if db_path and db_path != ":memory:":
+            Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+        sql_engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        event.listen(sql_engine, "connect", _configure_sqlite)
+        return sql_engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def make_session_factory(sql_engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(sql_engine, expire_on_commit=False)
+
+
+def alembic_config(url: str):
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def init_db(sql_engine: Engine) -> None:
+    """Run migrations to head on this engine's database (idempotent)."""
+    from alembic import command
+
+    config = alembic_config(sql_engine.url.render_as_string(hide_password=False))
+    with sql_engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")

@@ -1,0 +1,57 @@
+"""Status and provenance values, stored as plain text so any database (and any reader) understands them."""
+from __future__ import annotations
+
+from enum import Enum
+
+
+class StrEnum(str, Enum):
+    def __str__(self) -> str:
+        return self.value
+
+
+class Task(StrEnum):
+    MULTICLASS = "multiclass"
+    MULTILABEL = "multilabel"
+    SEGMENTATION = "segmentation"
+
+
+class Split(StrEnum):
+    TRAIN = "train"
+    VAL = "val"
+    TEST = "test"
+
+
+class LabelKind(StrEnum):
+    CLASS = "class"          # a class, a set of classes, or a mask
+    UNCERTAIN = "uncertain"  # reader unsure: stays in the unlabeled pool
+    EXCLUDE = "exclude"      # poor quality / wrong body part: out of training and the queue
+    RETRACT = "retract"      # undo: voids that annotator's newest earlier row for the image
+
+
+class LabelSource(StrEnum):
+    HUMAN = "human"
+    IMPORT = "import"
+    MODEL = "model"          # proposals; never a label, never trained on
+
+
+class LabelStatus(StrEnum):
+    """Derived per-image status (cached on Image so queue queries stay one indexed lookup)."""
+
+    UNLABELED = "unlabeled"
+    LABELED = "labeled"
+    UNCERTAIN = "uncertain"
+    EXCLUDED = "excluded"
+
+
+class JobKind(StrEnum):
+    TRAIN = "train"
+    ANALYZE = "analyze"
+    EXPORT = "export"
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"

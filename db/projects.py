@@ -1,0 +1,70 @@
+"""Project and annotator lookups; names are the user-facing keys."""
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from db.enums import Task
+from db.models import Annotator, Project, utcnow
+
+
+class ProjectError(ValueError):
+    """A usage error about projects (unknown name, duplicate name, bad task or classes)."""
+
+
+def validate_classes(task: str, classes: list[str]) -> list[str]:
+    cleaned = [c.strip() for c in classes]
+    if task not in {t.value for t in Task}:
+        raise ProjectError(f"unknown task {task!r}; choose multiclass, multilabel or segmentation")
+    if not cleaned or any(not c for c in cleaned):
+        raise ProjectError("class names must be a non-empty list of non-empty names")
+    if len(set(cleaned)) != len(cleaned):
+        raise ProjectError(f"class names must be unique: {cleaned}")
+    if task != Task.SEGMENTATION and len(cleaned) < 2:
+        raise ProjectError("a classification project needs at least two classes")
+    return cleaned
+
+
+def get_project(session: Session, name: str) -> Project | None:
+    return session.scalars(select(Project).where(Project.name == name)).first()
+
+
+def require_project(session: Session, name: str) -> Project:
+    project = get_project(session, name)
+    if project is None:
+        known = ", ".join(session.scalars(select(Project.name).order_by(Project.name))) or "none yet"
+        raise ProjectError(f"no project named {name!r} (projects: {known})")
+    return project
+
+
+def create_project(session: Session, name: str, task: str, classes: list[str], image_size: int,
+                   channels: int = 1) -> Project:
+    name = name.strip()
+    if not name:
+        raise ProjectError("project name must not be empty")
+    if get_project(session, name) is not None:
+        raise ProjectError(f"a project named {name!r} already exists")
+    project = Project(name=name, task=task, classes=validate_classes(task, classes),
+                      image_size=int(image_size), channels=channels, settings={})
+    session.add(project)
+    session.flush()
+    return project
+
+
+def list_projects(session: Session) -> list[Project]:
+    """Most recently used first: the app opens on the first one."""
+    return list(session.scalars(select(Project).order_by(Project.last_used_at.desc(), Project.id.desc())))
+
+
+def touch_project(session: Session, project: Project) -> None:
+    project.last_used_at = utcnow()
+
+
+def get_or_create_annotator(session: Session, name: str) -> Annotator:
+    name = name.strip() or "unknown"
+    annotator = session.scalars(select(Annotator).where(Annotator.name == name)).first()
+    if annotator is None:
+        annotator = Annotator(name=name)
+        session.add(annotator)
+        session.flush()
+    return annotator

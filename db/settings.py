@@ -1,0 +1,43 @@
+"""Install-wide settings; the patient-key secret lives here so every install sharing a database agrees."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from db.models import Setting
+
+PATIENT_KEY_SECRET = "patient_key_secret"
+
+
+def get_setting(session: Session, key: str, default: Any = None) -> Any:
+    row = session.get(Setting, key)
+    return default if row is None else row.value
+
+
+def set_setting(session: Session, key: str, value: Any) -> None:
+    row = session.get(Setting, key)
+    if row is None:
+        session.add(Setting(key=key, value=value))
+    else:
+        row.value = value
+
+
+def patient_key_secret(session: Session) -> bytes:
+    """Generated once per database; concurrent first calls are settled by the primary key."""
+    secret = get_setting(session, PATIENT_KEY_SECRET)
+    if secret is None:
+        secret = secrets.token_hex(32)
+        set_setting(session, PATIENT_KEY_SECRET, secret)
+        session.flush()
+    return bytes.fromhex(secret)
+
+
+def patient_key(secret: bytes, raw_id: str | None) -> str | None:
+    """HMAC-SHA256 of a patient id: stable for grouping, useless for re-identification without the secret."""
+    if raw_id is None or not str(raw_id).strip():
+        return None
+    return hmac.new(secret, str(raw_id).strip().encode("utf-8"), hashlib.sha256).hexdigest()

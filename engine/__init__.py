@@ -1,0 +1,1 @@
+"""MedSSL engine. Imports nothing on purpose: the app imports engine.data without pulling in torch."""

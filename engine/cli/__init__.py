@@ -1,0 +1,36 @@
+"""Command-line entry: one argparse tree; each command group lives in its own module."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from engine.cli import data_commands
+from engine.cli.common import UsageError, common_parser
+
+COMMAND_GROUPS = [data_commands]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m engine",
+                                     description="MedSSL Studio engine: import, status, training, analysis.")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    parents = [common_parser()]
+    for group in COMMAND_GROUPS:
+        group.register(subparsers, parents)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.handler(args) or 0)
+    except UsageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,33 @@
+"""Options every subcommand accepts (--db, --home) and opening the store they point at."""
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+
+from db.config import StoreConfig
+from db.store import Store, open_store
+
+
+class UsageError(Exception):
+    """Printed as 'error: ...' with exit status 2."""
+
+
+def default_annotator() -> str:
+    try:
+        return os.environ.get("MEDSSL_USER") or getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def common_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(add_help=False)
+    group = parser.add_argument_group("store")
+    group.add_argument("--db", metavar="URL", help="database URL (default: $MEDSSL_DB or sqlite in --home)")
+    group.add_argument("--home", metavar="DIR", help="data folder (default: $MEDSSL_HOME or ./medssl_data)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    return parser
+
+
+def store_from_args(args: argparse.Namespace) -> Store:
+    return open_store(StoreConfig.from_env(home=args.home, db=args.db))

@@ -1,0 +1,135 @@
+"""init, import, status, export: the commands that move data in and out of the store."""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from db.enums import Split, Task
+from db.labels import current_labels
+from db.projects import ProjectError, require_project
+from db.status import project_status
+from engine.cli.common import UsageError, default_annotator, store_from_args
+from engine.data.importer import ImportRequest, ImportUsageError, SourceMissingError, run_import
+
+
+def register(subparsers, parents) -> None:
+    p = subparsers.add_parser("init", parents=parents, help="create the data folder and database schema")
+    p.set_defaults(handler=cmd_init)
+
+    p = subparsers.add_parser("import", parents=parents, help="import images (PNG/JPEG/DICOM/npz/folders)")
+    p.add_argument("--project", required=True, help="project name (created when it does not exist)")
+    p.add_argument("--task", choices=[t.value for t in Task], help="task, required to create a project")
+    p.add_argument("--classes", help="comma-separated class names (mask classes for segmentation)")
+    p.add_argument("--source", required=True, type=Path, help="file or folder to import")
+    p.add_argument("--split", choices=[s.value for s in Split], help="default: npz stem if train/val/test")
+    p.add_argument("--labels", type=Path, help="CSV: filename,label or filename,<one column per class>")
+    p.add_argument("--unlabeled", action="store_true", help="import images without their labels")
+    p.add_argument("--image-size", type=int, help="training size fixed at project creation")
+    p.add_argument("--reference", action="store_true", help="reference PNG/JPEG in place instead of copying")
+    p.add_argument("--annotator", default=default_annotator(), help="who imported (provenance)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(handler=cmd_import)
+
+    p = subparsers.add_parser("status", parents=parents, help="counts, jobs and checkpoints of a project")
+    p.add_argument("--project", required=True)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_status)
+
+    p = subparsers.add_parser("export", parents=parents, help="export current labels as CSV or JSON")
+    p.add_argument("--project", required=True)
+    p.add_argument("--what", choices=["labels"], default="labels")
+    p.add_argument("--out", required=True, type=Path, help="FILE.csv or FILE.json")
+    p.set_defaults(handler=cmd_export)
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    store = store_from_args(args)
+    print(f"database ready at {store.config.db_url}; data folder {store.config.home}")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
+    request = ImportRequest(project=args.project, source=args.source, task=args.task, classes=classes,
+                            split=args.split, labels_csv=args.labels, unlabeled=args.unlabeled,
+                            image_size=args.image_size, reference=args.reference, annotator=args.annotator)
+    store = store_from_args(args)
+    bar = tqdm(unit="img", desc="import", disable=args.json or not sys.stderr.isatty())
+
+    def progress(done: int, total: int | None) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    try:
+        report = run_import(store, request, on_progress=progress)
+    except ImportUsageError as error:
+        raise UsageError(str(error)) from error
+    except SourceMissingError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    finally:
+        bar.close()
+    print(json.dumps(report.to_dict(), indent=2) if args.json else report.summary())
+    return report.exit_code
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    store = store_from_args(args)
+    with store.sessions.begin() as session:
+        try:
+            status = project_status(session, require_project(session, args.project))
+        except ProjectError as error:
+            raise UsageError(str(error)) from error
+    if args.json:
+        print(json.dumps(status, indent=2))
+        return 0
+    print(f"{status['project']} ({status['task']}: {', '.join(status['classes'])})")
+    print(f"  images {status['images']}: labeled {status['labeled']}, unlabeled {status['unlabeled']}, "
+          f"uncertain {status['uncertain']}, excluded {status['excluded']}")
+    for split, counts in status["splits"].items():
+        print(f"  {split:5s}: {counts['images']} images, {counts['labeled']} labeled")
+    print("  jobs: " + ", ".join(f"{k} {v}" for k, v in status["jobs"].items()))
+    ckpt = status["checkpoints"]
+    active = ckpt["active"]
+    print(f"  checkpoints: {ckpt['count']}" + (f", active #{active['id']} {active['method']} "
+                                               f"{active['metrics']}" if active else ""))
+    print(f"  workers alive: {status['workers']['alive']}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    store = store_from_args(args)
+    with store.sessions.begin() as session:
+        try:
+            project = require_project(session, args.project)
+        except ProjectError as error:
+            raise UsageError(str(error)) from error
+        rows = [_label_record(project.classes, image, label, annotator)
+                for image, label, annotator in current_labels(session, project.id)]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    if args.out.suffix.lower() == ".json":
+        args.out.write_text(json.dumps(rows, indent=2))
+    else:
+        with args.out.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(EXPORT_FIELDS))
+            writer.writeheader()
+            writer.writerows(rows)
+    print(f"wrote {len(rows)} labels to {args.out}")
+    return 0
+
+
+EXPORT_FIELDS = ("image_id", "source_name", "split", "label", "label_index", "mask_path", "source",
+                 "annotator", "labeled_at", "comment")
+
+
+def _label_record(classes: list[str], image, label, annotator: str | None) -> dict:
+    indices = label.value if isinstance(label.value, list) else ([] if label.value is None else [label.value])
+    return {"image_id": image.id, "source_name": image.source_name, "split": image.split,
+            "label": ";".join(classes[i] for i in indices), "label_index": ";".join(map(str, indices)),
+            "mask_path": label.mask_path or "", "source": label.source, "annotator": annotator or "",
+            "labeled_at": label.created_at.isoformat(), "comment": label.comment or ""}

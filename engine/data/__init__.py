@@ -1,0 +1,1 @@
+"""Torch-free data layer: image formats, source walking, import pipeline, training cache."""

@@ -1,0 +1,326 @@
+"""The one import pipeline (CLI and app share it): walk a source, dedupe by content, store, report.
+
+Torch-free. Images are written and committed in batches, so an interrupted import keeps every finished
+batch and a re-run skips them as duplicates; a bad file is reported and skipped, never fatal.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from db.enums import LabelSource, Task
+from db.images import existing_hashes, insert_images, insert_import_labels, set_stored_paths
+from db.models import Project
+from db.projects import ProjectError, create_project, get_or_create_annotator, get_project, touch_project
+from db.settings import patient_key, patient_key_secret
+from db.store import Store
+from engine.data.io import content_hash, save_mask, save_original
+from engine.data.sources import Rejected, SourceItem, inspect_source, iter_source
+
+log = logging.getLogger(__name__)
+BATCH_SIZE = 1000
+DEFAULT_IMAGE_SIZE = 128
+DEFAULT_SEG_CLASSES = ["background", "lesion"]
+
+
+class ImportUsageError(ValueError):
+    """Exit status 2: the request itself is wrong (task/classes clash, missing task); nothing changed."""
+
+
+class SourceMissingError(FileNotFoundError):
+    """Exit status 1: the source does not exist."""
+
+
+@dataclass
+class Duplicate:
+    name: str
+    duplicate_of: int
+    label_differs: bool
+
+
+@dataclass
+class ImportReport:
+    project: str
+    project_id: int
+    created_project: bool
+    imported: int = 0
+    labels: int = 0
+    duplicates: list[Duplicate] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        """0 when the import ran; 1 when not one item could be read."""
+        return 1 if self.imported == 0 and not self.duplicates and self.rejected else 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"project": self.project, "imported": self.imported, "labels": self.labels,
+                "duplicates": len(self.duplicates), "rejected": len(self.rejected),
+                "duplicate_items": [vars(d) for d in self.duplicates],
+                "rejected_items": [vars(r) for r in self.rejected], "warnings": self.warnings}
+
+    def summary(self) -> str:
+        lines = [f"project {self.project!r}: imported {self.imported} images ({self.labels} labels), "
+                 f"{len(self.duplicates)} duplicates skipped, {len(self.rejected)} rejected"]
+        differing = [d for d in self.duplicates if d.label_differs]
+        if differing:
+            lines.append(f"  {len(differing)} duplicates carry a different label than the image they duplicate:")
+            lines += [f"    {d.name} duplicates image {d.duplicate_of}" for d in differing[:20]]
+        lines += [f"  rejected {r.name}: {r.reason}" for r in self.rejected]
+        lines += [f"  warning: {w}" for w in self.warnings]
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class ImportRequest:
+    project: str
+    source: Path
+    task: str | None = None
+    classes: list[str] | None = None
+    split: str | None = None
+    labels_csv: Path | None = None
+    unlabeled: bool = False
+    image_size: int | None = None
+    reference: bool = False
+    annotator: str = "import"
+
+
+def _max_label(source: Path) -> int | None:
+    """For class_0..K-1 naming when nothing names the classes: peek at an npz's labels."""
+    if source.suffix == ".npz":
+        with np.load(source, allow_pickle=False) as bundle:
+            if "labels" in bundle.files and bundle["labels"].size:
+                return int(bundle["labels"].max())
+    return None
+
+
+def _resolve_project(session, request: ImportRequest, info, warnings: list[str]) -> tuple[Project, bool]:
+    project = get_project(session, request.project)
+    if project is not None:
+        if request.task and request.task != project.task:
+            raise ImportUsageError(f"project {project.name!r} is a {project.task} project, not {request.task}")
+        if request.classes and list(request.classes) != list(project.classes):
+            raise ImportUsageError(f"project {project.name!r} has classes {project.classes}, "
+                                   f"not {request.classes}")
+        if (info.class_names and project.task != Task.SEGMENTATION and not request.classes
+                and list(info.class_names) != list(project.classes)):
+            raise ImportUsageError(f"source classes {info.class_names} differ from project classes "
+                                   f"{project.classes}")
+        return project, False
+    if not request.task:
+        raise ImportUsageError(f"project {request.project!r} does not exist; give --task to create it")
+    if request.classes:
+        classes = list(request.classes)
+    elif request.task == Task.SEGMENTATION:
+        classes = list(DEFAULT_SEG_CLASSES)
+    elif info.class_names:
+        classes = list(info.class_names)
+    else:
+        top = _max_label(request.source)
+        classes = [f"class_{i}" for i in range((top or 1) + 1)]
+        warnings.append(f"no class names given or found; using {classes}")
+    size = request.image_size or info.image_size or DEFAULT_IMAGE_SIZE
+    try:
+        return create_project(session, request.project, request.task, classes, size), True
+    except ProjectError as error:
+        raise ImportUsageError(str(error)) from error
+
+
+class _LabelMapper:
+    """Turns raw labels (names, indices, lists) into the stored value, or a rejection reason."""
+
+    def __init__(self, project: Project, source_classes: list[str] | None):
+        self.task = project.task
+        self.classes = list(project.classes)
+        self.index = {name: i for i, name in enumerate(self.classes)}
+        self.source_classes = source_classes
+
+    def image_label_name(self, raw: Any) -> str | None:
+        """Segmentation projects keep image-level labels (e.g. PH2 diagnosis) as metadata."""
+        if raw is None:
+            return None
+        if isinstance(raw, (int, np.integer)) and self.source_classes and 0 <= int(raw) < len(self.source_classes):
+            return self.source_classes[int(raw)]
+        return str(raw)
+
+    def _one(self, raw: Any) -> int:
+        if isinstance(raw, (int, np.integer)):
+            if not 0 <= int(raw) < len(self.classes):
+                raise ValueError(f"label index {int(raw)} outside 0..{len(self.classes) - 1}")
+            return int(raw)
+        name = str(raw).strip()
+        if name not in self.index:
+            raise ValueError(f"unknown class {name!r} (project classes: {', '.join(self.classes)})")
+        return self.index[name]
+
+    def value(self, raw: Any) -> Any:
+        if raw is None:
+            return None
+        if self.task == Task.MULTILABEL:
+            items = raw if isinstance(raw, (list, tuple)) else [raw]
+            return sorted({self._one(r) for r in items})
+        if isinstance(raw, (list, tuple)):
+            if len(raw) != 1:
+                raise ValueError(f"multiclass project but the source gives {len(raw)} classes for one image")
+            raw = raw[0]
+        return self._one(raw)
+
+
+@dataclass
+class _Pending:
+    row: dict[str, Any]
+    item: SourceItem
+    value: Any
+
+
+class _BatchWriter:
+    """Collects accepted items and writes one batch per transaction (rows, files, labels)."""
+
+    def __init__(self, store: Store, project: Project, request: ImportRequest, report: ImportReport):
+        self.store, self.project, self.request, self.report = store, project, request, report
+        self.pending: list[_Pending] = []
+
+    def add(self, pending: _Pending) -> None:
+        self.pending.append(pending)
+        if len(self.pending) >= BATCH_SIZE:
+            self.flush()
+
+    def _store_pixels(self, image_id: int, pending: _Pending) -> str:
+        item = pending.item
+        if self.request.reference and item.path is not None and pending.row["meta"].get("format") in {"png", "jpeg"}:
+            return str(Path(item.path).resolve())
+        stem = self.store.config.images_dir / f"p{self.project.id}" / str(image_id)
+        return save_original(item.image.pixels, stem).relative_to(self.store.config.home).as_posix()
+
+    def _store_mask(self, image_id: int, mask: np.ndarray) -> str:
+        stem = self.store.config.masks_dir / f"p{self.project.id}" / f"{image_id}-import"
+        return save_mask(mask, stem).relative_to(self.store.config.home).as_posix()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        batch, self.pending = self.pending, []
+        with self.store.sessions.begin() as session:
+            annotator = get_or_create_annotator(session, self.request.annotator)
+            for p in batch:
+                p.row["imported_by"] = annotator.id
+            ids = insert_images(session, [p.row for p in batch])
+            set_stored_paths(session, {i: self._store_pixels(i, p) for i, p in zip(ids, batch)})
+            label_rows = []
+            for image_id, p in zip(ids, batch):
+                mask_path = self._store_mask(image_id, p.item.mask) if p.value == "mask" else None
+                if p.value is not None:
+                    label_rows.append({"image_id": image_id, "annotator_id": annotator.id, "kind": "class",
+                                       "value": None if mask_path else p.value, "mask_path": mask_path,
+                                       "source": LabelSource.IMPORT.value})
+            insert_import_labels(session, label_rows)
+        self.report.imported += len(batch)
+        self.report.labels += len(label_rows)
+
+
+def _accept(item: SourceItem, project: Project, mapper: _LabelMapper, request: ImportRequest,
+            split: str, secret: bytes) -> _Pending:
+    """Build the Image row and stored label value for one item; raises ValueError with a reason."""
+    image = item.image
+    pixels = image.pixels
+    meta = dict(image.metadata)
+    value: Any = None
+    if project.task == Task.SEGMENTATION:
+        label_name = mapper.image_label_name(item.label)
+        if label_name is not None:
+            meta["image_label"] = label_name
+        if item.mask is not None and not request.unlabeled:
+            top = int(item.mask.max()) if item.mask.size else 0
+            if top >= len(project.classes):
+                raise ValueError(f"mask has class value {top}, but the project has {len(project.classes)} "
+                                 f"mask classes ({', '.join(project.classes)})")
+            value = "mask"
+    elif not request.unlabeled:
+        value = mapper.value(item.label)
+    window = image.window
+    row = {"project_id": project.id, "stored_path": "", "is_reference": False,
+           "sha256": content_hash(pixels), "width": int(pixels.shape[1]), "height": int(pixels.shape[0]),
+           "channels": 1 if pixels.ndim == 2 else int(pixels.shape[2]), "dtype": str(pixels.dtype),
+           "modality": image.modality, "split": split, "source_name": item.name,
+           "patient_key": patient_key(secret, item.group or image.patient_id),
+           "window_center": window[0] if window else None, "window_width": window[1] if window else None,
+           "meta": meta, "label_status": "unlabeled"}
+    if request.reference and item.path is not None and meta.get("format") in {"png", "jpeg"}:
+        row["is_reference"] = True
+    return _Pending(row=row, item=item, value=value)
+
+
+def run_import(store: Store, request: ImportRequest,
+               on_progress: Callable[[int, int | None], None] | None = None) -> ImportReport:
+    """Import `request.source` into `request.project`; see CONTRACTS §3 for every rule applied here."""
+    source = Path(request.source).expanduser()
+    if not source.exists():
+        raise SourceMissingError(f"source not found: {source}")
+    info = inspect_source(source, request.labels_csv)
+    warnings: list[str] = []
+    with store.sessions.begin() as session:
+        project, created = _resolve_project(session, request, info, warnings)
+        touch_project(session, project)
+        secret = patient_key_secret(session)
+        known = existing_hashes(session, project.id)
+    report = ImportReport(project=project.name, project_id=project.id, created_project=created,
+                          warnings=warnings)
+    mapper = _LabelMapper(project, info.class_names)
+    split = request.split or info.split or "train"
+    writer = _BatchWriter(store, project, request, report)
+    seen = 0
+    unresolved: list[tuple[Duplicate, str]] = []
+    for item in iter_source(source, request.labels_csv):
+        seen += 1
+        if on_progress:
+            on_progress(seen, info.total)
+        if isinstance(item, Rejected):
+            report.rejected.append(item)
+            continue
+        try:
+            pending = _accept(item, project, mapper, request, split, secret)
+        except ValueError as error:
+            report.rejected.append(Rejected(item.name, str(error)))
+            continue
+        sha = pending.row["sha256"]
+        if sha in known:
+            dup_id, dup_value = known[sha]
+            differs = pending.value not in (None, "mask") and dup_value is not None and pending.value != dup_value
+            report.duplicates.append(Duplicate(item.name, dup_id, differs))
+            if dup_id == -1:
+                unresolved.append((report.duplicates[-1], sha))
+            continue
+        known[sha] = (-1, pending.value if pending.value != "mask" else None)
+        writer.add(pending)
+    writer.flush()
+    _resolve_in_run_duplicates(store, project.id, unresolved)
+    if created and report.imported == 0 and not report.duplicates:
+        _drop_empty_project(store, project.id)
+    return report
+
+
+def _resolve_in_run_duplicates(store: Store, project_id: int, unresolved: list[tuple[Duplicate, str]]) -> None:
+    """A duplicate of an image inserted earlier in the same run learns that image's id after the insert."""
+    if not unresolved:
+        return
+    with store.sessions.begin() as session:
+        ids = existing_hashes(session, project_id)
+    for duplicate, sha in unresolved:
+        duplicate.duplicate_of = ids[sha][0] if sha in ids else -1
+
+
+def _drop_empty_project(store: Store, project_id: int) -> None:
+    with store.sessions.begin() as session:
+        project = session.get(Project, project_id)
+        if project is not None:
+            session.delete(project)
+
+
+def report_json(report: ImportReport) -> str:
+    return json.dumps(report.to_dict(), indent=2)
