@@ -21,6 +21,10 @@ def register(subparsers, parents) -> None:
     p = subparsers.add_parser("init", parents=parents, help="create the data folder and database schema")
     p.set_defaults(handler=cmd_init)
 
+    p = subparsers.add_parser("demo", parents=parents, help="import the real chest X-ray demo set")
+    p.add_argument("--project", default="chest-xray-demo")
+    p.set_defaults(handler=cmd_demo)
+
     p = subparsers.add_parser("import", parents=parents, help="import images (PNG/JPEG/DICOM/npz/folders)")
     p.add_argument("--project", required=True, help="project name (created when it does not exist)")
     p.add_argument("--task", choices=[t.value for t in Task], help="task, required to create a project")
@@ -45,6 +49,38 @@ def register(subparsers, parents) -> None:
     p.add_argument("--what", choices=["labels"], default="labels")
     p.add_argument("--out", required=True, type=Path, help="FILE.csv or FILE.json")
     p.set_defaults(handler=cmd_export)
+
+
+def shared_data_dir() -> Path:
+    """../shared/data beside the checkout (from the repo root, not the cwd), or $MEDSSL_SHARED_DATA."""
+    import os
+
+    repo_root = Path(__file__).resolve().parents[2]
+    return Path(os.environ.get("MEDSSL_SHARED_DATA") or repo_root.parent / "shared" / "data")
+
+
+DEMO_SET = "chest_xray_pneumonia_64"
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Import the real chest X-ray demo: train as an unlabeled pool (the hospital case), val/test labeled."""
+    folder = shared_data_dir() / DEMO_SET
+    if not (folder / "train.npz").exists():
+        print(f"The demo data set is not here ({folder}). Import your own images instead, e.g.\n"
+              "  python -m engine import --project my-xrays --task multiclass --classes normal,pneumonia "
+              "--source /path/to/folder-per-class")
+        return 1
+    store = store_from_args(args)
+    for split, unlabeled in (("train", True), ("val", False), ("test", False)):
+        request = ImportRequest(project=args.project, source=folder / f"{split}.npz", task="multiclass",
+                                unlabeled=unlabeled, annotator="demo")
+        report = run_import(store, request)
+        print(f"{split}: " + report.summary().splitlines()[0])
+    with store.sessions.begin() as session:
+        status = project_status(session, require_project(session, args.project))
+    print(f"demo project {args.project!r} ready: {status['images']} images, {status['labeled']} labeled. "
+          f"Next: python -m engine status --project {args.project}")
+    return 0
 
 
 def cmd_init(args: argparse.Namespace) -> int:

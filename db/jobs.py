@@ -1,0 +1,152 @@
+"""The queue is a table: enqueue, atomic claim, heartbeat/progress, cancel, finish, stale requeue.
+
+`claim_next` is a single UPDATE ... WHERE id = (SELECT ... FOR UPDATE SKIP LOCKED) RETURNING: atomic on
+SQLite (one writer at a time) and on PostgreSQL (row locks, skipping rows another worker holds).
+"""
+from __future__ import annotations
+
+import os
+import socket
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from db.enums import JobStatus
+from db.models import Job, Worker, utcnow
+from db.status import stale_seconds
+
+FINISHED = (JobStatus.DONE.value, JobStatus.FAILED.value, JobStatus.CANCELLED.value)
+
+
+def enqueue(session: Session, kind: str, params: dict[str, Any], project_id: int | None = None,
+            created_by: int | None = None, max_attempts: int = 3) -> Job:
+    job = Job(kind=kind, params=params, project_id=project_id, created_by=created_by,
+              max_attempts=max_attempts, status=JobStatus.QUEUED.value, progress=0.0, metrics={})
+    session.add(job)
+    session.flush()
+    return job
+
+
+def claim_next(session: Session, worker_id: int, kinds: list[str] | None = None) -> Job | None:
+    """Take the oldest queued job for this worker, or None. Commit right after to publish the claim."""
+    candidate = select(Job.id).where(Job.status == JobStatus.QUEUED.value)
+    if kinds:
+        candidate = candidate.where(Job.kind.in_(kinds))
+    candidate = candidate.order_by(Job.id).limit(1).with_for_update(skip_locked=True).scalar_subquery()
+    now = utcnow()
+    claimed = session.execute(
+        update(Job).where(Job.id == candidate, Job.status == JobStatus.QUEUED.value)
+        .values(status=JobStatus.RUNNING.value, worker_id=worker_id, attempts=Job.attempts + 1,
+                started_at=now, heartbeat_at=now, message="started", error=None)
+        .returning(Job.id)).scalar()
+    return session.get(Job, claimed, populate_existing=True) if claimed is not None else None
+
+
+def report_progress(session: Session, job_id: int, progress: float | None = None, message: str | None = None,
+                    metrics: dict[str, Any] | None = None) -> bool:
+    """Heartbeat + progress; returns True when a cancel was requested (the job stops at its next step)."""
+    values: dict[str, Any] = {"heartbeat_at": utcnow()}
+    if progress is not None:
+        values["progress"] = float(min(max(progress, 0.0), 1.0))
+    if message is not None:
+        values["message"] = message
+    if metrics is not None:
+        values["metrics"] = metrics
+    session.execute(update(Job).where(Job.id == job_id).values(**values))
+    return bool(session.scalar(select(Job.cancel_requested).where(Job.id == job_id)))
+
+
+def finish(session: Session, job_id: int, status: str, message: str | None = None,
+           error: str | None = None) -> None:
+    values: dict[str, Any] = {"status": status, "finished_at": utcnow(), "heartbeat_at": utcnow(),
+                              "error": error}
+    if status == JobStatus.DONE.value:
+        values["progress"] = 1.0
+    if message is not None:
+        values["message"] = message
+    session.execute(update(Job).where(Job.id == job_id).values(**values))
+
+
+def requeue(session: Session, job_id: int, message: str) -> None:
+    """Put a running job back (graceful shutdown); it resumes from its last checkpoint."""
+    session.execute(update(Job).where(Job.id == job_id, Job.status == JobStatus.RUNNING.value)
+                    .values(status=JobStatus.QUEUED.value, worker_id=None, message=message))
+
+
+def request_cancel(session: Session, job_id: int) -> str:
+    """Queued jobs are cancelled at once; running ones are flagged and stop at their next step."""
+    job = session.get(Job, job_id)
+    if job is None:
+        raise ValueError(f"no job {job_id}")
+    if job.status == JobStatus.QUEUED.value:
+        finish(session, job_id, JobStatus.CANCELLED.value, message="cancelled before start")
+    elif job.status == JobStatus.RUNNING.value:
+        job.cancel_requested = True
+    return session.get(Job, job_id, populate_existing=True).status
+
+
+def register_worker(session: Session, device: str | None = None) -> Worker:
+    worker = Worker(host=socket.gethostname(), pid=os.getpid(), device=device)
+    session.add(worker)
+    session.flush()
+    return worker
+
+
+def beat_worker(session: Session, worker_id: int) -> None:
+    session.execute(update(Worker).where(Worker.id == worker_id).values(heartbeat_at=utcnow()))
+
+
+def stop_worker(session: Session, worker_id: int) -> None:
+    session.execute(update(Worker).where(Worker.id == worker_id).values(stopped_at=utcnow()))
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _worker_dead(worker: Worker | None, cutoff: datetime) -> bool:
+    if worker is None or worker.stopped_at is not None:
+        return True
+    heartbeat = worker.heartbeat_at if worker.heartbeat_at.tzinfo else worker.heartbeat_at.replace(
+        tzinfo=timezone.utc)
+    if heartbeat < cutoff:
+        return True
+    return worker.host == socket.gethostname() and not _pid_alive(worker.pid)
+
+
+def requeue_stale(session: Session) -> list[int]:
+    """Running jobs whose worker is gone go back to the queue (or fail after max_attempts)."""
+    cutoff = utcnow() - timedelta(seconds=stale_seconds())
+    requeued = []
+    running = session.scalars(select(Job).where(Job.status == JobStatus.RUNNING.value).with_for_update(
+        skip_locked=True)).all()
+    for job in running:
+        if not _worker_dead(session.get(Worker, job.worker_id) if job.worker_id else None, cutoff):
+            continue
+        if job.attempts >= job.max_attempts:
+            finish(session, job.id, JobStatus.FAILED.value,
+                   error=f"worker died {job.attempts} times while running this job")
+        else:
+            job.status, job.worker_id = JobStatus.QUEUED.value, None
+            job.message = f"requeued after worker loss (attempt {job.attempts})"
+            requeued.append(job.id)
+    return requeued
+
+
+def job_dict(job: Job) -> dict[str, Any]:
+    """The `jobs --json` shape (CONTRACTS §5)."""
+    def iso(value: datetime | None) -> str | None:
+        return value.isoformat() if value else None
+
+    return {"id": job.id, "kind": job.kind, "status": job.status, "progress": job.progress,
+            "attempts": job.attempts, "message": job.message, "created_at": iso(job.created_at),
+            "started_at": iso(job.started_at), "finished_at": iso(job.finished_at), "error": job.error,
+            "project_id": job.project_id, "params": job.params, "metrics": job.metrics}

@@ -1,0 +1,121 @@
+"""`python -m engine worker`: claim jobs from the database queue and run them, forever or once.
+
+A background thread beats the worker row (and the running job) every 2 s so a long epoch or UMAP never
+looks dead. SIGTERM/SIGINT stop gracefully: the running job is requeued and resumes from its checkpoint.
+A job that raises is marked failed with its traceback and the worker keeps serving.
+"""
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+import traceback
+
+from db.enums import JobStatus
+from db.jobs import beat_worker, claim_next, finish, register_worker, requeue, requeue_stale, stop_worker
+from db.models import Job
+from db.store import Store
+from engine.jobs import load_handlers
+from engine.jobs.context import JobCancelled, JobContext, JobInterrupted
+
+log = logging.getLogger("medssl.worker")
+HEARTBEAT_S = 2.0
+
+
+class Worker:
+    def __init__(self, store: Store, device: str | None = None, kinds: list[str] | None = None):
+        self.store, self.device, self.kinds = store, device, kinds
+        self.stop_event = threading.Event()
+        self.handlers = load_handlers()
+        with store.sessions.begin() as session:
+            self.worker_id = register_worker(session, device).id
+        self._beat_thread = threading.Thread(target=self._beat, name="medssl-heartbeat", daemon=True)
+        self._beat_thread.start()
+        self.current_job: int | None = None
+
+    def _beat(self) -> None:
+        from db.jobs import report_progress
+
+        while not self.stop_event.wait(HEARTBEAT_S):
+            try:
+                with self.store.sessions.begin() as session:
+                    beat_worker(session, self.worker_id)
+                    if self.current_job is not None:
+                        report_progress(session, self.current_job)
+            except Exception:  # a transient database error must not kill the heartbeat
+                log.exception("heartbeat failed")
+
+    def run_once(self) -> bool:
+        """Claim and run at most one job; True when one ran."""
+        with self.store.sessions.begin() as session:
+            for job_id in requeue_stale(session):
+                log.info("requeued stale job %s", job_id)
+            job = claim_next(session, self.worker_id, self.kinds)
+            if job is None:
+                return False
+            ctx = JobContext(store=self.store, job_id=job.id, kind=job.kind, project_id=job.project_id,
+                             params=dict(job.params), attempt=job.attempts, device=self.device,
+                             stop_event=self.stop_event)
+        self._run(ctx)
+        return True
+
+    def _run(self, ctx: JobContext) -> None:
+        self.current_job = ctx.job_id
+        log.info("job %s (%s) attempt %s started", ctx.job_id, ctx.kind, ctx.attempt)
+        status, message, error = JobStatus.DONE.value, None, None
+        try:
+            handler = self.handlers.get(ctx.kind)
+            if handler is None:
+                raise ValueError(f"no handler for job kind {ctx.kind!r}")
+            message = handler(ctx)
+        except JobCancelled:
+            status, message = JobStatus.CANCELLED.value, "cancelled"
+        except JobInterrupted:
+            with self.store.sessions.begin() as session:
+                requeue(session, ctx.job_id, "requeued: worker stopped; resumes from last checkpoint")
+            self.current_job = None
+            return
+        except Exception as exc:  # the job fails, the worker keeps serving
+            status, message, error = JobStatus.FAILED.value, f"failed: {exc}", traceback.format_exc()
+            log.error("job %s failed: %s", ctx.job_id, exc)
+        with self.store.sessions.begin() as session:
+            finish(session, ctx.job_id, status, message=message, error=error)
+        self.current_job = None
+        log.info("job %s %s", ctx.job_id, status)
+
+    def serve(self, once: bool = False, max_idle_s: float = 5.0) -> None:
+        """Run jobs until stopped; poll with exponential back-off while the queue is empty."""
+        idle = 0.2
+        while not self.stop_event.is_set():
+            if self.run_once():
+                idle = 0.2
+                continue
+            if once:
+                break
+            self.stop_event.wait(idle)
+            idle = min(idle * 2, max_idle_s)
+
+    def close(self) -> None:
+        self.stop_event.set()
+        with self.store.sessions.begin() as session:
+            stop_worker(session, self.worker_id)
+
+
+def install_signal_handlers(worker: Worker) -> None:
+    def stop(signum, _frame) -> None:
+        log.info("signal %s: stopping after checkpointing the current job", signum)
+        worker.stop_event.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+
+
+def wait_for_job(store: Store, job_id: int, poll_s: float = 0.5) -> Job:
+    """Block until a job reaches a final state (used by `--wait`)."""
+    while True:
+        with store.sessions.begin() as session:
+            job = session.get(Job, job_id)
+            if job.status in (JobStatus.DONE.value, JobStatus.FAILED.value, JobStatus.CANCELLED.value):
+                return job
+        time.sleep(poll_s)
