@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         again = run_import(store, ImportRequest(project="bench", source=bundle, annotator="bench"))
         rerun_seconds = time.perf_counter() - start
         store.dispose()
-    result = {"command": "python -m engine.bench.import_speed " + " ".join(argv or []),
+    result = {"command": "python -m engine.bench.import_speed " + " ".join(sys.argv[1:] if argv is None else argv),
               "machine": f"{platform.node()} {platform.processor() or platform.machine()}",
               "images": report.imported, "seconds": round(seconds, 2),
               "images_per_s": round(report.imported / seconds, 1),
