@@ -20,7 +20,7 @@ from db.projects import ProjectError, create_project, get_or_create_annotator, g
 from db.settings import patient_key, patient_key_secret
 from db.store import Store
 from engine.data.io import content_hash, save_mask, save_original
-from engine.data.sources import Rejected, SourceItem, inspect_source, iter_source
+from engine.data.sources import Rejected, SourceError, SourceItem, inspect_source, iter_source
 
 log = logging.getLogger(__name__)
 BATCH_SIZE = 1000
@@ -262,7 +262,10 @@ def run_import(store: Store, request: ImportRequest,
     source = Path(request.source).expanduser()
     if not source.exists():
         raise SourceMissingError(f"source not found: {source}")
-    info = inspect_source(source, request.labels_csv)
+    try:
+        info = inspect_source(source, request.labels_csv)
+    except SourceError as error:
+        raise ImportUsageError(str(error)) from error
     warnings: list[str] = []
     with store.sessions.begin() as session:
         project, created = _resolve_project(session, request, info, warnings)

@@ -1,0 +1,452 @@
+"""All image format code: decode PNG/JPEG/BMP/TIFF/DICOM to arrays, store originals, map to uint8.
+
+Torch-free and db-free so the app can import uploads in its own process. Formats are detected
+by content, never by extension, and sizes are checked from the header before any pixel is
+decoded, so a mislabelled or hostile file is refused cheaply with a human-readable reason.
+"""
+from __future__ import annotations
+
+import hashlib
+import io as _io
+import os
+import struct
+import uuid
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import BmpImagePlugin, Image, ImageOps, JpegImagePlugin, PngImagePlugin, TiffImagePlugin
+
+MAX_PIXELS = 100_000_000
+MAX_TOTAL_PIXELS = 10 * MAX_PIXELS  # all frames of one multi-frame DICOM together
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+DICOM_ALLOWED = (
+    "modality", "rows", "columns", "bits_allocated", "bits_stored", "photometric_interpretation",
+    "rescale_slope", "rescale_intercept", "window_center", "window_width", "pixel_spacing",
+    "slice_thickness", "body_part_examined", "manufacturer", "frame_index",
+)
+_PIXEL_TAGS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+_PIL_PLUGINS = {
+    "png": PngImagePlugin.PngImageFile, "jpeg": JpegImagePlugin.JpegImageFile,
+    "bmp": BmpImagePlugin.BmpImageFile, "tiff": TiffImagePlugin.TiffImageFile,
+}
+
+
+class ImageReadError(Exception):
+    """A file could not be used as an image; the message is the reason shown to the user."""
+
+
+@dataclass
+class DecodedImage:
+    """One decoded frame with values as they should be displayed (see module docs of read_image)."""
+
+    pixels: np.ndarray
+    modality: str | None = None
+    window: tuple[float, float] | None = None
+    metadata: dict = field(default_factory=dict)
+    patient_id: str | None = None
+
+
+def _too_large(width: int, height: int) -> None:
+    if width * height > MAX_PIXELS:
+        mp = width * height / 1e6
+        raise ImageReadError(
+            f"image too large: {width}x{height} = {mp:.1f} megapixels (limit {MAX_PIXELS // 1_000_000})")
+
+
+def sniff_format(head: bytes) -> str | None:
+    """Format from the first bytes: 'png', 'jpeg', 'bmp', 'tiff', 'dicom' or None."""
+    if head.startswith(PNG_MAGIC):
+        return "png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if head[128:132] == b"DICM":
+        return "dicom"
+    if head.startswith(b"BM") and len(head) >= 26:
+        return "bmp"
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return "tiff"
+    # DICOM without the 128-byte preamble starts with a group 0002 or 0008 tag (either endianness).
+    if head[:2] in (b"\x02\x00", b"\x08\x00", b"\x00\x02", b"\x00\x08") and len(head) >= 8:
+        return "dicom?"
+    return None
+
+
+def _head(path: Path) -> bytes:
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            head = fh.read(132)
+    except OSError as exc:
+        raise ImageReadError(f"cannot read file ({exc.strerror or exc})") from exc
+    if size == 0:
+        raise ImageReadError("empty file (0 bytes)")
+    return head
+
+
+def read_image(path: Path) -> list[DecodedImage]:
+    """Decode a file into one DecodedImage per frame (DICOM multi-frame) or a single one.
+
+    Pixels: (H, W) or (H, W, 3) RGB, alpha dropped. uint8 for 8-bit data; deeper or signed data
+    (16-bit PNG, DICOM after the modality LUT, MONOCHROME1 inverted) as int16 when the values fit,
+    else float32 -- the same dtype save_original stores, so a hash of the decoded array equals
+    the hash of the stored original.
+    """
+    path = Path(path)
+    head = _head(path)
+    fmt = sniff_format(head)
+    if fmt in _PIL_PLUGINS:
+        return [_read_pillow(path, fmt, head)]
+    if fmt == "dicom" or fmt == "dicom?" or (fmt is None and path.suffix.lower() in (".dcm", ".dicom")):
+        return _read_dicom(path, strict=fmt == "dicom")
+    raise ImageReadError("not an image (unrecognised content)")
+
+
+def canonical_pixels(arr: np.ndarray, keep_uint8: bool = True) -> np.ndarray:
+    """uint8 stays; other data becomes int16 when integral and in range, else float32."""
+    if arr.dtype == np.uint8 and keep_uint8:
+        return arr
+    if arr.dtype == np.bool_:
+        return arr.astype(np.uint8)
+    if arr.size == 0:
+        return arr.astype(np.int16)
+    if arr.dtype == np.int16:
+        return arr
+    if np.issubdtype(arr.dtype, np.integer):
+        integral = True
+    else:
+        integral = bool(np.isfinite(arr).all()) and bool(np.array_equal(arr, np.round(arr)))
+    if integral and arr.min() >= -32768 and arr.max() <= 32767:
+        return arr.astype(np.int16)
+    return arr.astype(np.float32)
+
+
+def _read_pillow(path: Path, fmt: str, head: bytes) -> DecodedImage:
+    name = fmt.upper()
+    bit_depth = 8
+    if fmt == "png":
+        width, height, bit_depth, color_type = struct.unpack(">IIBB", head[16:26])
+        _too_large(width, height)
+        if bit_depth == 16 and color_type in (2, 6):  # 16-bit colour: Pillow would truncate to 8 bits
+            return _read_png16_colour(path)
+    try:
+        with open(path, "rb") as fh:
+            im = _PIL_PLUGINS[fmt](fh)
+            _too_large(*im.size)
+            im.load()
+            if im.getexif().get(0x0112, 1) != 1:  # honour the camera's orientation tag
+                im = ImageOps.exif_transpose(im)
+            arr = _pil_to_array(im)
+    except ImageReadError:
+        raise
+    except Exception as exc:  # Pillow raises OSError/SyntaxError/ValueError/EOFError for bad data
+        raise ImageReadError(f"truncated or corrupt {name}") from exc
+    if arr.dtype != np.uint8:
+        bit_depth = 16 if arr.dtype == np.uint16 else 32
+    return DecodedImage(canonical_pixels(arr), metadata={"format": fmt, "bit_depth": bit_depth})
+
+
+def _pil_to_array(im: Image.Image) -> np.ndarray:
+    if im.mode == "P":
+        im = im.convert("RGBA")
+        rgb = np.asarray(im)[..., :3]
+        return rgb[..., 0].copy() if (rgb == rgb[..., :1]).all() else np.ascontiguousarray(rgb)
+    if im.mode in ("1", "LA", "La", "L"):
+        return np.asarray(im.convert("L"))
+    if im.mode in ("RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "LAB", "HSV"):
+        return np.asarray(im.convert("RGB"))
+    if im.mode.startswith("I;16"):
+        return np.asarray(im).astype(np.uint16)
+    if im.mode in ("I", "F"):
+        return np.asarray(im)
+    raise ImageReadError(f"unsupported image mode {im.mode}")
+
+
+def _read_png16_colour(path: Path) -> DecodedImage:
+    arr = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    if arr is None or arr.ndim != 3:
+        raise ImageReadError("truncated or corrupt PNG")
+    arr = cv2.cvtColor(arr[..., :3], cv2.COLOR_BGR2RGB)
+    return DecodedImage(canonical_pixels(arr), metadata={"format": "png", "bit_depth": 16})
+
+
+def _first_float(value) -> float | None:
+    try:
+        if value is None or value == "":
+            return None
+        if isinstance(value, (list, tuple)) or hasattr(value, "__getitem__") and not isinstance(value, str):
+            value = value[0]
+        return float(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def _dicom_metadata(ds) -> dict:
+    """Allow-listed technical tags only, as plain JSON-serialisable python values."""
+    meta: dict = {}
+    for key, tag, conv in (
+        ("modality", "Modality", str), ("rows", "Rows", int), ("columns", "Columns", int),
+        ("bits_allocated", "BitsAllocated", int), ("bits_stored", "BitsStored", int),
+        ("photometric_interpretation", "PhotometricInterpretation", str),
+        ("rescale_slope", "RescaleSlope", _first_float), ("rescale_intercept", "RescaleIntercept", _first_float),
+        ("slice_thickness", "SliceThickness", _first_float), ("body_part_examined", "BodyPartExamined", str),
+        ("manufacturer", "Manufacturer", str),
+    ):
+        value = ds.get(tag)
+        if value is not None and value != "":
+            try:
+                meta[key] = conv(value)
+            except (TypeError, ValueError):
+                pass
+    spacing = ds.get("PixelSpacing")
+    if spacing:
+        try:
+            meta["pixel_spacing"] = [float(v) for v in spacing]
+        except (TypeError, ValueError):
+            pass
+    return {k: v for k, v in meta.items() if v is not None}
+
+
+def _read_dicom(path: Path, strict: bool) -> list[DecodedImage]:
+    import pydicom
+    from pydicom.pixels import apply_color_lut, apply_rescale
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            ds = pydicom.dcmread(path, force=True)
+        except Exception as exc:
+            raise ImageReadError("corrupt DICOM" if strict else "not an image (unrecognised content)") from exc
+        if not strict and "SOPClassUID" not in ds and "Rows" not in ds and not any(t in ds for t in _PIXEL_TAGS):
+            raise ImageReadError("not an image (unrecognised content)")
+        if not any(t in ds for t in _PIXEL_TAGS):
+            raise ImageReadError("DICOM has no pixel data")
+        try:
+            rows, cols = int(ds.Rows), int(ds.Columns)
+            frames = int(ds.get("NumberOfFrames") or 1)
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise ImageReadError("corrupt DICOM (missing Rows/Columns)") from exc
+        _too_large(cols, rows)
+        if rows * cols * frames > MAX_TOTAL_PIXELS:
+            raise ImageReadError(f"image too large: {frames} frames of {cols}x{rows} (limit "
+                                 f"{MAX_TOTAL_PIXELS // 1_000_000} megapixels in all)")
+        try:
+            arr = ds.pixel_array
+        except Exception as exc:
+            syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+            name = getattr(syntax, "name", syntax) or "unknown transfer syntax"
+            raise ImageReadError(f"could not decode DICOM pixel data ({name}): {exc}") from exc
+        photometric = str(ds.get("PhotometricInterpretation", "")).upper()
+        mono = int(ds.get("SamplesPerPixel", 1) or 1) == 1
+        arr = arr.reshape((frames,) + arr.shape[-(2 if mono else 3):])
+        window = _dicom_window(ds) if mono else None
+        if photometric == "PALETTE COLOR":  # indices -> RGB through the palette, scaled to 8 bits
+            arr = apply_color_lut(arr, ds)
+            arr = np.rint(arr / 257.0).astype(np.uint8) if arr.max() > 255 else arr.astype(np.uint8)
+            mono, window = False, None
+        if mono:
+            arr = apply_rescale(arr, ds)
+            if photometric == "MONOCHROME1":
+                lo, hi = _display_range(ds, arr)
+                arr = (lo + hi) - arr.astype(np.float64)
+                if window is not None:
+                    window = (lo + hi - window[0], window[1])
+        eight_bit = int(ds.get("BitsAllocated", 16) or 16) == 8
+        if arr.dtype != np.uint8 and eight_bit and arr.size and arr.min() >= 0 and arr.max() <= 255 \
+                and np.array_equal(arr, np.round(arr)):
+            arr = arr.astype(np.uint8)
+        arr = canonical_pixels(arr)
+    meta = _dicom_metadata(ds)
+    if window is not None:
+        meta["window_center"], meta["window_width"] = window
+    modality = str(ds.get("Modality") or "") or None
+    patient = str(ds.get("PatientID") or "").strip() or None
+    out = []
+    for k in range(frames):
+        frame_meta = dict(meta, frame_index=k) if frames > 1 else dict(meta)
+        out.append(DecodedImage(arr[k], modality, window, frame_meta, patient))
+    return out
+
+
+def _dicom_window(ds) -> tuple[float, float] | None:
+    center, width = _first_float(ds.get("WindowCenter")), _first_float(ds.get("WindowWidth"))
+    if center is None or width is None or width <= 0:
+        return None
+    return (center, width)
+
+
+def _display_range(ds, arr: np.ndarray) -> tuple[float, float]:
+    """Value range MONOCHROME1 is inverted within: the stored range after rescale, else the data's."""
+    if "ModalityLUTSequence" in ds or "BitsStored" not in ds:
+        return float(arr.min()), float(arr.max())
+    bits = int(ds.BitsStored)
+    lo, hi = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if int(ds.get("PixelRepresentation", 0)) else (0, 2**bits - 1)
+    slope = _first_float(ds.get("RescaleSlope")) or 1.0
+    intercept = _first_float(ds.get("RescaleIntercept")) or 0.0
+    a, b = sorted((lo * slope + intercept, hi * slope + intercept))
+    return a, b
+
+
+def peek_size(path: Path) -> tuple[int, int] | None:
+    """(height, width) from the header only, or None when unknown; for choosing a project size."""
+    try:
+        head = _head(Path(path))
+        fmt = sniff_format(head)
+        if fmt == "png":
+            width, height = struct.unpack(">II", head[16:24])
+            return height, width
+        if fmt in _PIL_PLUGINS:
+            with open(path, "rb") as fh:
+                width, height = _PIL_PLUGINS[fmt](fh).size
+            return height, width
+        if fmt in ("dicom", "dicom?") or Path(path).suffix.lower() in (".dcm", ".dicom"):
+            import pydicom
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                ds = pydicom.dcmread(path, force=True, stop_before_pixels=True)
+            return int(ds.Rows), int(ds.Columns)
+    except Exception:  # noqa: BLE001 -- a best-effort hint; read_image reports the real reason later
+        return None
+    return None
+
+
+def content_hash(pixels: np.ndarray) -> str:
+    """sha256 over dtype, shape and bytes: duplicates are found by decoded content, not file bytes."""
+    arr = np.asarray(pixels)
+    if not arr.dtype.isnative:
+        arr = arr.astype(arr.dtype.newbyteorder("="))
+    digest = hashlib.sha256(f"{arr.dtype.str}|{arr.shape}|".encode())
+    digest.update(np.ascontiguousarray(arr).data)
+    return digest.hexdigest()
+
+
+def _atomic_write(data: bytes, dest: Path) -> Path:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return dest
+
+
+def encode_png_bytes(pixels_uint8: np.ndarray) -> bytes:
+    """Lossless PNG bytes of a uint8 gray or RGB array (thumbnails, masks, originals)."""
+    arr = np.asarray(pixels_uint8)
+    if arr.dtype != np.uint8:
+        raise ValueError(f"encode_png_bytes needs uint8, got {arr.dtype}")
+    if arr.ndim == 3:
+        arr = cv2.cvtColor(np.ascontiguousarray(arr[..., :3]), cv2.COLOR_RGB2BGR)
+    ok, buf = cv2.imencode(".png", arr)
+    if not ok:
+        raise ValueError("PNG encoding failed")
+    return buf.tobytes()
+
+
+def save_original(pixels: np.ndarray, dest_stem: Path) -> Path:
+    """Store the display original losslessly: uint8 as PNG, anything else as .npy (int16/float32)."""
+    dest_stem = Path(dest_stem)
+    if pixels.dtype == np.uint8:
+        return _atomic_write(encode_png_bytes(pixels), dest_stem.with_name(dest_stem.name + ".png"))
+    buf = _io.BytesIO()
+    np.save(buf, np.ascontiguousarray(canonical_pixels(pixels)), allow_pickle=False)
+    return _atomic_write(buf.getvalue(), dest_stem.with_name(dest_stem.name + ".npy"))
+
+
+def load_original(path: Path) -> np.ndarray:
+    """Inverse of save_original (RGB channel order for colour)."""
+    path = Path(path)
+    if path.suffix.lower() == ".npy":
+        return np.load(path, allow_pickle=False)
+    arr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if arr is None:
+        raise ImageReadError(f"cannot read stored original {path.name}")
+    return cv2.cvtColor(arr, cv2.COLOR_BGR2RGB) if arr.ndim == 3 else arr
+
+
+def save_mask(mask: np.ndarray, dest_stem: Path) -> Path:
+    """uint8 class-index mask as a lossless PNG, written atomically."""
+    if mask.ndim != 2:
+        raise ValueError(f"mask must be 2-D, got shape {mask.shape}")
+    dest_stem = Path(dest_stem)
+    return _atomic_write(encode_png_bytes(mask.astype(np.uint8, copy=False)), dest_stem.with_name(dest_stem.name + ".png"))
+
+
+def load_mask(path: Path) -> np.ndarray:
+    arr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if arr is None:
+        raise ImageReadError(f"cannot read mask {Path(path).name}")
+    return arr if arr.ndim == 2 else arr[..., 0]
+
+
+def normalize_mask(arr: np.ndarray) -> np.ndarray:
+    """Any source mask -> uint8 (H, W) class indices; a 0/255 binary mask becomes 0/1."""
+    if arr.ndim == 3:
+        arr = arr.max(axis=2)
+    if arr.dtype == np.bool_:
+        arr = arr.astype(np.uint8)
+    if arr.dtype != np.uint8:
+        if arr.size and (arr.min() < 0 or arr.max() > 255 or not np.array_equal(arr, np.round(arr))):
+            raise ImageReadError("mask values must be class indices 0-255")
+        arr = arr.astype(np.uint8)
+    counts = np.bincount(arr.ravel(), minlength=256)
+    if counts[1:255].sum() == 0 and counts[255]:
+        arr = (arr > 0).astype(np.uint8)
+    return np.ascontiguousarray(arr)
+
+
+def read_mask(path: Path) -> np.ndarray:
+    """Read a source mask file; JPEG masks are thresholded because lossy noise is not a class."""
+    image = read_image(path)[0]
+    if image.metadata.get("format") == "jpeg":
+        gray = image.pixels if image.pixels.ndim == 2 else image.pixels.max(axis=2)
+        return (gray > 127).astype(np.uint8)
+    return normalize_mask(image.pixels)
+
+
+def default_window(pixels: np.ndarray, window: tuple[float, float] | None) -> tuple[float, float]:
+    """The DICOM preset when given, else the 0.5-99.5 percentile range; width at least 1."""
+    if window is not None:
+        return float(window[0]), max(float(window[1]), 1.0)
+    flat = np.asarray(pixels).ravel()
+    if flat.size > 1_000_000:  # a strided sample is plenty for percentiles
+        flat = flat[:: flat.size // 1_000_000]
+    if np.issubdtype(flat.dtype, np.floating):
+        flat = flat[np.isfinite(flat)]
+    if flat.size == 0:
+        return 0.5, 1.0
+    lo, hi = np.percentile(flat, [0.5, 99.5])
+    return float(lo + hi) / 2.0, max(float(hi - lo), 1.0)
+
+
+def to_uint8(pixels: np.ndarray, window: tuple[float, float] | None = None) -> np.ndarray:
+    """Display/training bytes: uint8 unchanged, deeper data through the (default) window."""
+    if pixels.dtype == np.uint8:
+        return pixels
+    center, width = default_window(pixels, window)
+    lo = center - width / 2.0
+    scaled = (pixels.astype(np.float32) - np.float32(lo)) * np.float32(255.0 / width)
+    scaled = np.nan_to_num(scaled, nan=0.0)
+    return np.rint(np.clip(scaled, 0, 255)).astype(np.uint8)
+
+
+def to_cache_array(pixels: np.ndarray, size: int, channels: int, window=None) -> np.ndarray:
+    """uint8 (size, size) or (size, size, 3) training array; non-square images are stretched."""
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 or 3, got {channels}")
+    arr = to_uint8(pixels, window)
+    if channels == 1 and arr.ndim == 3:
+        arr = cv2.cvtColor(np.ascontiguousarray(arr[..., :3]), cv2.COLOR_RGB2GRAY)
+    elif channels == 3 and arr.ndim == 2:
+        arr = cv2.cvtColor(arr, cv2.COLOR_GRAY2RGB)
+    height, width = arr.shape[:2]
+    if (height, width) != (size, size):
+        shrink = height >= size and width >= size
+        arr = cv2.resize(arr, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    return np.ascontiguousarray(arr)
