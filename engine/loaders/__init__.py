@@ -1,0 +1,1 @@
+"""Tensor-side data: ArrayData, the two-stream sampler and batched augmentation."""

@@ -1,0 +1,56 @@
+"""Two-stream batch sampler: n_L labeled + n_U unlabeled per batch, each stream cycling with fresh shuffles.
+
+Stateless by design: the indices of step s are a pure function of (seed, s), so a resumed run draws
+exactly the batches an uninterrupted run would have drawn.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+class CyclicStream:
+    """An index list read in consecutive chunks; pass k uses permutation k (seeded by (seed, tag, k))."""
+
+    def __init__(self, indices: np.ndarray, seed: int, tag: int) -> None:
+        self.indices = np.asarray(indices, dtype=np.int64)
+        self.seed, self.tag = seed, tag
+        self._cache: dict[int, np.ndarray] = {}
+
+    def _perm(self, k: int) -> np.ndarray:
+        if k not in self._cache:
+            if len(self._cache) > 4:
+                self._cache.clear()
+            rng = np.random.default_rng([self.seed, self.tag, k])
+            self._cache[k] = self.indices[rng.permutation(len(self.indices))]
+        return self._cache[k]
+
+    def chunk(self, step: int, size: int) -> np.ndarray:
+        n = len(self.indices)
+        if n == 0 or size == 0:
+            return np.zeros(0, dtype=np.int64)
+        pos = np.arange(step * size, (step + 1) * size)
+        passes, offsets = pos // n, pos % n
+        return np.array([self._perm(int(k))[o] for k, o in zip(passes, offsets)], dtype=np.int64)
+
+
+class TwoStreamSampler:
+    def __init__(self, labeled: np.ndarray, unlabeled: np.ndarray, labeled_batch: int, unlabeled_batch: int,
+                 seed: int) -> None:
+        if len(labeled) == 0:
+            raise ValueError("no labeled training images")
+        self.labeled = CyclicStream(labeled, seed, 1)
+        self.unlabeled = CyclicStream(unlabeled, seed, 2)
+        self.labeled_batch, self.unlabeled_batch = labeled_batch, unlabeled_batch
+
+    def batch(self, step: int, with_unlabeled: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        unlabeled = self.unlabeled.chunk(step, self.unlabeled_batch) if with_unlabeled else np.zeros(0, np.int64)
+        return self.labeled.chunk(step, self.labeled_batch), unlabeled
+
+    def steps_per_epoch(self, definition: str) -> int:
+        """'pool': one pass over labeled + unlabeled (CONTRACTS §6); 'labeled': one labeled pass (papers)."""
+        n_lab, n_unl = len(self.labeled.indices), len(self.unlabeled.indices)
+        if definition == "labeled":
+            return max(1, n_lab // self.labeled_batch)
+        return max(1, math.ceil((n_lab + n_unl) / (self.labeled_batch + self.unlabeled_batch)))

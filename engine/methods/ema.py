@@ -1,0 +1,44 @@
+"""The one EMA teacher implementation (METHODS §0.1, pitfalls P5/P14)."""
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+
+def create_teacher(student: nn.Module) -> nn.Module:
+    """An exact copy of the student that never receives gradients."""
+    teacher = copy.deepcopy(student)
+    for param in teacher.parameters():
+        param.requires_grad_(False)
+    return teacher
+
+
+def ema_rate(step: int, alpha: float, warm_start: bool = True) -> float:
+    """alpha_t = min(1 - 1/(t+1), alpha): a true running mean early on (MT, SRC-MT); constant otherwise."""
+    return min(1.0 - 1.0 / (step + 1), alpha) if warm_start else alpha
+
+
+@torch.no_grad()
+def ema_update(teacher: nn.Module, student: nn.Module, rate: float, buffers: bool) -> None:
+    """teacher <- rate * teacher + (1 - rate) * student.
+
+    `buffers=False` (MT/SRC-MT) averages parameters only; float buffers (BN statistics) then come from the
+    teacher's own train-mode passes. `buffers=True` (S2MTS2) averages every float buffer as well.
+    Integer buffers (num_batches_tracked) are always copied, never averaged.
+    """
+    t_params = [p for p in teacher.parameters()]
+    s_params = [p.detach() for p in student.parameters()]
+    torch._foreach_lerp_(t_params, s_params, 1.0 - rate)
+    for t_buf, s_buf in zip(teacher.buffers(), student.buffers()):
+        if not torch.is_floating_point(t_buf):
+            t_buf.copy_(s_buf)
+        elif buffers:
+            t_buf.lerp_(s_buf, 1.0 - rate)
+
+
+@torch.no_grad()
+def copy_into(teacher: nn.Module, student: nn.Module) -> None:
+    """Reset the teacher to the student's exact state (start of an SSL phase, S2MTS2 stage 2)."""
+    teacher.load_state_dict(student.state_dict())

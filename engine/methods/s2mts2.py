@@ -1,0 +1,111 @@
+"""s2mts2: Self-supervised Mean Teacher, Liu, Tian et al. MLMI 2021, https://arxiv.org/abs/2103.03629 (METHODS §3).
+
+Stage 1: JCL contrastive pre-training of the student (query) against an EMA key encoder on the whole pool,
+no labels. At our scale (METHODS §8): batch negatives plus a small queue of key means, M = 4 key views.
+Stage 2: Mean Teacher fine-tuning; the teacher restarts as an exact copy of the pre-trained student (P9).
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engine.methods.base import METHODS, Batch, Plan, StepOutput
+from engine.methods.ema import copy_into, ema_update
+from engine.methods.losses import jcl_loss
+from engine.methods.mean_teacher import MeanTeacher, MeanTeacherParams
+
+
+@dataclass(frozen=True)
+class S2MTS2Params(MeanTeacherParams):
+    pretrain_fraction: float = 0.25  # share of the planned steps spent in stage 1 (self-supervised)
+    key_views: int = 4  # M; with M = 2 the key covariance has rank 1 (P11)
+    tau: float = 0.2  # JCL's value; S2MTS2 used 0.07 with a 65k queue
+    jcl_strength: float = 0.25  # lambda_max, ramped linearly over stage 1 (JCL default; S2MTS2 code 2.0)
+    key_momentum: float = 0.99  # m; 0.999 needs far more steps than a CPU run has
+    proj_dim: int = 128
+    queue_size: int = 1024  # FIFO of past key means; 0 = batch negatives only
+    ramp_kind: str = "linear"  # S2MTS2 fine-tuning ramps linearly (P12)
+
+
+class ProjectionHead(nn.Sequential):
+    def __init__(self, in_dim: int, out_dim: int) -> None:
+        super().__init__(nn.Linear(in_dim, in_dim), nn.ReLU(inplace=True), nn.Linear(in_dim, out_dim))
+
+
+@METHODS.register("s2mts2")
+class S2MTS2(MeanTeacher):
+    """Stage 1 trains student + projection head with JCL; stage 2 is MeanTeacher.train_step unchanged."""
+
+    params_cls = S2MTS2Params
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        dim = self.student.num_features
+        self.query_head = ProjectionHead(dim, self.params.proj_dim)
+        self.key_head = copy.deepcopy(self.query_head).requires_grad_(False)
+        self.register_buffer("queue", F.normalize(torch.randn(self.params.queue_size, self.params.proj_dim), dim=1))
+        self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
+        self.pretrain_steps = 0
+
+    def set_plan(self, plan: Plan) -> None:
+        self.plan = plan
+        self.pretrain_steps = int(round(self.params.pretrain_fraction * plan.total_steps))
+        self.plan_consistency(plan, offset=self.pretrain_steps)
+
+    def phase_fractions(self) -> list[tuple[str, float]]:
+        p = self.params
+        start = p.pretrain_fraction + p.warmup_fraction * (1.0 - p.pretrain_fraction)
+        stage2 = [("warm_start", p.pretrain_fraction)] if p.warmup_fraction > 0 else []
+        return [("pretrain", 0.0), *stage2, ("consistency", start)]
+
+    def needs_unlabeled(self, step: int) -> bool:
+        return step < self.pretrain_steps or step >= self.ssl_start
+
+    def lr_restarts(self) -> tuple[int, ...]:
+        return (self.pretrain_steps,)
+
+    def train_step(self, batch: Batch) -> StepOutput:
+        if batch.step < self.pretrain_steps:
+            return self.pretrain_step(batch)
+        if batch.step == self.pretrain_steps:
+            copy_into(self.teacher, self.student)  # stage 2: teacher = exact copy of the pre-trained student
+        return super().train_step(batch)
+
+    def pretrain_step(self, batch: Batch) -> StepOutput:
+        p, gen = self.params, batch.gen
+        pool = torch.cat([batch.labeled, batch.unlabeled])  # labels ignored: the whole pool
+        with torch.no_grad():  # momentum update BEFORE the key forward, as MoCo/S2MTS2
+            ema_update(self.teacher, self.student, p.key_momentum, buffers=False)
+            ema_update(self.key_head, self.query_head, p.key_momentum, buffers=False)
+            self.teacher.train()  # each key view is its own BN batch: the one-GPU stand-in for Shuffle-BN
+            keys = torch.stack([F.normalize(self.key_head(self.teacher(self.views.strong(pool, gen))["feat"]
+                                                          .float()), dim=1)
+                                for _ in range(p.key_views)], dim=1)  # (B, M, d)
+        self.student.train()
+        query = F.normalize(self.query_head(self.student(self.views.strong(pool, gen))["feat"]).float(), dim=1)
+        mu = keys.mean(dim=1)  # (B, d)
+        negatives = torch.cat([mu, self.queue.float()])  # (B + K, d)
+        exclude = torch.zeros(len(pool), len(negatives), dtype=torch.bool, device=pool.device)
+        exclude[:, : len(pool)] = torch.eye(len(pool), dtype=torch.bool, device=pool.device)
+        strength = p.jcl_strength * (batch.step + 1) / max(self.pretrain_steps, 1)
+        loss = jcl_loss(query, keys, negatives, p.tau, strength, exclude)
+        self._enqueue(mu)
+        return StepOutput(loss, {"loss_jcl": float(loss.detach()), "jcl_strength": strength})
+
+    @torch.no_grad()
+    def _enqueue(self, means: torch.Tensor) -> None:
+        size = self.queue.shape[0]
+        if size == 0:
+            return
+        means = means[-size:]
+        idx = (self.queue_ptr + torch.arange(len(means), device=means.device)) % size
+        self.queue[idx] = means.to(self.queue.dtype)
+        self.queue_ptr.copy_((self.queue_ptr + len(means)) % size)
+
+    def after_step(self, step: int) -> None:
+        if step >= self.pretrain_steps:
+            super().after_step(step)

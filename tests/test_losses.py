@@ -1,0 +1,74 @@
+"""Pure losses and schedules (METHODS §0-3)."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from engine.methods import losses, ramps
+
+torch.set_num_threads(2)
+
+
+def test_relation_consistency_zero_when_equal_positive_otherwise() -> None:
+    feat = torch.randn(6, 16)
+    assert losses.relation_consistency(feat, feat.clone()).item() == pytest.approx(0.0, abs=1e-7)
+    assert losses.relation_consistency(feat, torch.randn(6, 16)).item() > 0
+
+
+def test_relation_matrix_rows_are_l2_normalised_not_frobenius() -> None:
+    rel = losses.relation_matrix(torch.randn(5, 8))
+    assert rel.shape == (5, 5)
+    assert torch.allclose(rel.norm(dim=1), torch.ones(5), atol=1e-5)
+
+
+def test_relation_loss_is_sum_over_pairs_divided_by_n() -> None:
+    a, b = torch.randn(4, 3), torch.randn(4, 3)
+    diff = losses.relation_matrix(a) - losses.relation_matrix(b)
+    assert losses.relation_consistency(a, b).item() == pytest.approx((diff ** 2).sum().item() / 4, rel=1e-5)
+
+
+@pytest.mark.parametrize("task", ["multiclass", "multilabel"])
+def test_consistency_mse_is_mean_over_samples_and_classes(task: str) -> None:
+    s, t = torch.randn(4, 3), torch.randn(4, 3)
+    ps, pt = losses.probabilities(s, task), losses.probabilities(t, task)
+    assert losses.consistency_mse(s, t, task).item() == pytest.approx(((ps - pt) ** 2).mean().item(), rel=1e-5)
+    assert losses.consistency_mse(s, s, task).item() == 0.0
+    assert losses.consistency_kl(s, s, task).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_multilabel_uses_sigmoid_not_softmax() -> None:
+    logits = torch.zeros(2, 4)
+    assert torch.allclose(losses.probabilities(logits, "multilabel"), torch.full((2, 4), 0.5))
+    targets = torch.tensor([[1.0, 0, 1, 0], [0, 0, 0, 1]])
+    assert losses.supervised_loss(logits, targets, "multilabel").item() == pytest.approx(math.log(2), rel=1e-5)
+
+
+def test_jcl_gradient_reaches_query_only_and_variance_term_counts() -> None:
+    q = torch.nn.functional.normalize(torch.randn(4, 8), dim=1).requires_grad_(True)
+    keys = torch.nn.functional.normalize(torch.randn(4, 3, 8), dim=2)
+    negs = torch.nn.functional.normalize(torch.randn(10, 8), dim=1)
+    loss = losses.jcl_loss(q, keys, negs, tau=0.2, strength=0.5)
+    loss.backward()
+    assert torch.isfinite(loss) and q.grad is not None and q.grad.abs().sum() > 0
+    without = losses.jcl_loss(q.detach(), keys, negs, tau=0.2, strength=0.0)
+    assert loss.item() != pytest.approx(without.item())
+
+
+def test_sigmoid_ramp_endpoints_and_gate() -> None:
+    assert ramps.sigmoid_rampup(0, 10) == pytest.approx(math.exp(-5))
+    assert ramps.sigmoid_rampup(10, 10) == 1.0 and ramps.sigmoid_rampup(50, 10) == 1.0
+    w = ramps.weight_schedule(100, start=20, ramp_steps=30, gate_step=40)
+    assert (w[:40] == 0).all() and w[-1] == 1.0 and np.all(np.diff(w[40:]) >= 0)
+
+
+def test_ramp_per_epoch_advances_in_whole_epochs() -> None:
+    w = ramps.weight_schedule(50, start=0, ramp_steps=30, steps_per_epoch=10)
+    assert w[0] == w[9] and w[10] > w[9]
+
+
+def test_lr_schedule_cosine_and_restart() -> None:
+    f = ramps.lr_factors(100, "cosine", warmup_steps=0, restarts=(50,))
+    assert f[0] == 1.0 and f[49] < 0.01 and f[50] == 1.0
+    g = ramps.lr_factors(30, "exp_epoch", steps_per_epoch=10, gamma=0.9)
+    assert g[10] == pytest.approx(0.9) and g[29] == pytest.approx(0.81)

@@ -1,0 +1,130 @@
+"""Every registered method: one finite step, gradient only to the student, EMA at the configured rate."""
+import numpy as np
+import pytest
+import torch
+
+from engine.config import AugConfig
+from engine.loaders.transforms import ViewMaker
+from engine.methods import METHODS, Batch, Plan
+from engine.methods import ema
+from engine.models import create_model
+
+torch.set_num_threads(2)
+SSL = [name for name in METHODS.names() if name != "supervised"]
+
+
+def make_method(name: str, task: str = "multiclass", **params):
+    torch.manual_seed(0)
+    student = create_model("compact_cnn", num_classes=3, in_chans=1)
+    params = {"warmup_fraction": 0.0, **params} if name != "supervised" else params
+    if name == "s2mts2":
+        params.setdefault("queue_size", 8)
+    method = METHODS[name](student, task, 3, ViewMaker(AugConfig(), 0.5, 0.25), params)
+    method.set_plan(Plan(total_steps=100, steps_per_epoch=10))
+    return method
+
+
+def make_batch(task: str, step: int, n_lab: int = 4, n_unl: int = 6) -> Batch:
+    gen = torch.Generator().manual_seed(step)
+    images = torch.randint(0, 256, (n_lab + n_unl, 1, 16, 16), dtype=torch.uint8, generator=gen)
+    targets = torch.tensor([0, 1, 2, 1]) if task == "multiclass" else torch.tensor(
+        [[1.0, 0, 1], [0, 1, 0], [0, 0, 0], [1, 1, 1]])
+    return Batch(images[:n_lab], targets, images[n_lab:], step, gen)
+
+
+def ssl_step(method) -> int:
+    """A step inside the consistency phase (after any warm start or pre-training)."""
+    return max(getattr(method, "ssl_start", 0), 0) + 50
+
+
+@pytest.mark.parametrize("task", ["multiclass", "multilabel"])
+@pytest.mark.parametrize("name", METHODS.names())
+def test_one_step_finite_loss_in_every_phase(name: str, task: str) -> None:
+    method = make_method(name, task)
+    optimizer = torch.optim.Adam([p for p in method.parameters() if p.requires_grad], lr=1e-3)
+    for step in (0, ssl_step(method)):
+        out = method.train_step(make_batch(task, step))
+        assert torch.isfinite(out.loss) and out.loss.ndim == 0
+        assert all(np.isfinite(v) for v in out.logs.values())
+        optimizer.zero_grad()
+        out.loss.backward()
+        optimizer.step()
+        method.after_step(step)
+
+
+@pytest.mark.parametrize("name", SSL)
+def test_unlabeled_loss_grads_student_not_teacher(name: str) -> None:
+    method = make_method(name)
+    batch = make_batch("multiclass", ssl_step(method))
+    batch.targets = batch.targets[:0]
+    batch.labeled = batch.labeled[:0]  # unlabeled images only: the loss is the consistency part alone
+    out = method.train_step(batch)
+    assert out.loss.item() > 0
+    out.loss.backward()
+    student_grads = [p.grad for p in method.student.parameters() if p.grad is not None]
+    assert student_grads and sum(g.abs().sum().item() for g in student_grads) > 0
+    assert all(p.grad is None and not p.requires_grad for p in method.teacher.parameters())
+
+
+def test_s2mts2_stage1_grads_student_not_key_encoder() -> None:
+    method = make_method("s2mts2", pretrain_fraction=0.5)
+    out = method.train_step(make_batch("multiclass", 0))
+    out.loss.backward()
+    assert "loss_jcl" in out.logs
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in method.student.parameters())
+    assert all(p.grad is None for p in method.teacher.parameters())
+    assert all(p.grad is None for p in method.key_head.parameters())
+
+
+def test_s2mts2_stage2_starts_with_teacher_equal_to_student() -> None:
+    method = make_method("s2mts2", pretrain_fraction=0.5)
+    method.train_step(make_batch("multiclass", method.pretrain_steps))  # no optimizer step: params unchanged
+    for t, s in zip(method.teacher.parameters(), method.student.parameters()):
+        assert torch.equal(t, s)
+
+
+@pytest.mark.parametrize("name", [n for n in METHODS.names() if n != "s2mts2"])
+def test_ema_moves_teacher_toward_student_at_configured_rate(name: str) -> None:
+    method = make_method(name)
+    if method.teacher is None:
+        pytest.skip("no teacher configured")
+    with torch.no_grad():
+        for p in method.teacher.parameters():
+            p.fill_(0.0)
+        for p in method.student.parameters():
+            p.fill_(1.0)
+    step, alpha = 1000, method.params.ema_alpha
+    method.after_step(step)
+    rate = ema.ema_rate(step, alpha)
+    for p in method.teacher.parameters():
+        assert torch.allclose(p, torch.full_like(p, 1.0 - rate))
+
+
+def test_ema_warm_start_rate_and_integer_buffers_copied() -> None:
+    assert ema.ema_rate(0, 0.99) == 0.0 and ema.ema_rate(9, 0.99) == pytest.approx(0.9)
+    assert ema.ema_rate(10_000, 0.99) == 0.99 and ema.ema_rate(0, 0.99, warm_start=False) == 0.99
+    student = create_model("compact_cnn", 2, 1)
+    teacher = ema.create_teacher(student)
+    student.train()(torch.randn(4, 1, 16, 16))  # changes BN running stats and num_batches_tracked
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    ema.ema_update(teacher, student, 0.5, buffers=False)
+    for key, value in teacher.state_dict().items():
+        if "num_batches_tracked" in key:
+            assert value.item() == 1 and value.dtype == torch.long
+        elif "running" in key:
+            assert torch.equal(value, before[key])  # params-only mode leaves float buffers alone
+    ema.ema_update(teacher, student, 0.5, buffers=True)
+    key = next(k for k in teacher.state_dict() if k.endswith("running_mean"))
+    expected = 0.5 * before[key] + 0.5 * student.state_dict()[key]
+    assert torch.allclose(teacher.state_dict()[key], expected)
+
+
+def test_src_mt_adds_relation_term_and_supervised_has_no_consistency() -> None:
+    out = make_method("src_mt").train_step(make_batch("multiclass", 50))
+    assert {"loss_cons", "loss_relation"} <= set(out.logs)
+    assert set(make_method("supervised").train_step(make_batch("multiclass", 50)).logs) == {"loss_sup"}
+
+
+def test_params_unknown_key_is_an_error() -> None:
+    with pytest.raises(ValueError, match="unknown"):
+        make_method("mean_teacher", lamda_max=3.0)
