@@ -24,7 +24,7 @@ class StoreConfig:
     db_url: str
 
     @classmethod
-    def from_env(cls, home: str | os.PathLike | None = None, db: str | None = None) -> "StoreConfig":
+    def from_env(cls, home: str | os.PathLike | None = None, db: str | None = None) -> StoreConfig:
         home_path = Path(home or os.environ.get("MEDSSL_HOME") or DEFAULT_HOME).expanduser().resolve()
         url = db or os.environ.get("MEDSSL_DB") or f"sqlite:///{home_path / 'medssl.db'}"
         return cls(home=home_path, db_url=normalize_db_url(url))

@@ -29,9 +29,12 @@ def enqueue(session: Session, kind: str, params: dict[str, Any], project_id: int
     return job
 
 
-def claim_next(session: Session, worker_id: int, kinds: list[str] | None = None) -> Job | None:
-    """Take the oldest queued job for this worker, or None. Commit right after to publish the claim."""
+def claim_next(session: Session, worker_id: int, kinds: list[str] | None = None,
+               job_id: int | None = None) -> Job | None:
+    """Take the oldest queued job (or exactly `job_id`) for this worker, or None. Commit to publish it."""
     candidate = select(Job.id).where(Job.status == JobStatus.QUEUED.value)
+    if job_id is not None:
+        candidate = candidate.where(Job.id == job_id)
     if kinds:
         candidate = candidate.where(Job.kind.in_(kinds))
     candidate = candidate.order_by(Job.id).limit(1).with_for_update(skip_locked=True).scalar_subquery()

@@ -10,7 +10,16 @@ from sqlalchemy.orm import Session
 from db.enums import JobStatus, LabelStatus, Split
 from db.labels import status_counts
 from db.models import (
-    Checkpoint, Embedding, Image, Job, Prediction, Project, Projection, RelationEdge, UncertaintyScore, Worker,
+    Checkpoint,
+    Embedding,
+    Image,
+    Job,
+    Prediction,
+    Project,
+    Projection,
+    RelationEdge,
+    UncertaintyScore,
+    Worker,
 )
 
 

@@ -46,12 +46,12 @@ class Worker:
             except Exception:  # a transient database error must not kill the heartbeat
                 log.exception("heartbeat failed")
 
-    def run_once(self) -> bool:
-        """Claim and run at most one job; True when one ran."""
+    def run_once(self, job_id: int | None = None) -> bool:
+        """Claim and run at most one job (the oldest, or exactly `job_id`); True when one ran."""
         with self.store.sessions.begin() as session:
-            for job_id in requeue_stale(session):
-                log.info("requeued stale job %s", job_id)
-            job = claim_next(session, self.worker_id, self.kinds)
+            for stale_id in requeue_stale(session):
+                log.info("requeued stale job %s", stale_id)
+            job = claim_next(session, self.worker_id, self.kinds, job_id=job_id)
             if job is None:
                 return False
             ctx = JobContext(store=self.store, job_id=job.id, kind=job.kind, project_id=job.project_id,
@@ -76,7 +76,7 @@ class Worker:
                 requeue(session, ctx.job_id, "requeued: worker stopped; resumes from last checkpoint")
             self.current_job = None
             return
-        except Exception as exc:  # the job fails, the worker keeps serving
+        except Exception as exc:  # noqa: BLE001 -- any job error fails the job, never the worker
             status, message, error = JobStatus.FAILED.value, f"failed: {exc}", traceback.format_exc()
             log.error("job %s failed: %s", ctx.job_id, exc)
         with self.store.sessions.begin() as session:

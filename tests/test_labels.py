@@ -87,9 +87,8 @@ def test_multilabel_values_are_sorted_sets(store) -> None:
 @pytest.mark.parametrize("name,task,classes", [("", "multiclass", ["a", "b"]), ("q", "multiclass", []),
                                                ("q", "multiclass", ["a", "a"]), ("q", "bogus", ["a", "b"])])
 def test_bad_projects_are_refused(store, name, task, classes) -> None:
-    with store.sessions.begin() as s:
-        with pytest.raises(ProjectError):
-            create_project(s, name, task, classes, 64)
+    with store.sessions.begin() as s, pytest.raises(ProjectError):
+        create_project(s, name, task, classes, 64)
 
 
 def test_duplicate_project_name_refused(store) -> None:

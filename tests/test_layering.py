@@ -48,5 +48,5 @@ def test_app_and_data_pipeline_never_load_torch() -> None:
     code = ("import sys, importlib\n"
             f"for m in {modules!r}: importlib.import_module(m)\n"
             "assert 'torch' not in sys.modules, [m for m in sys.modules if m.startswith('torch')][:5]\n")
-    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr

@@ -95,14 +95,15 @@ def test_ema_moves_teacher_toward_student_at_configured_rate(name: str) -> None:
             p.fill_(1.0)
     step, alpha = 1000, method.params.ema_alpha
     method.after_step(step)
-    rate = ema.ema_rate(step, alpha)
+    rate = ema.ema_rate(step, alpha, method.params.ema_warmup)
     for p in method.teacher.parameters():
         assert torch.allclose(p, torch.full_like(p, 1.0 - rate))
 
 
 def test_ema_warm_start_rate_and_integer_buffers_copied() -> None:
     assert ema.ema_rate(0, 0.99) == 0.0 and ema.ema_rate(9, 0.99) == pytest.approx(0.9)
-    assert ema.ema_rate(10_000, 0.99) == 0.99 and ema.ema_rate(0, 0.99, warm_start=False) == 0.99
+    assert ema.ema_rate(10_000, 0.99) == 0.99 and ema.ema_rate(0, 0.99, "none") == 0.99
+    assert ema.ema_rate(0, 0.99, "tf") == pytest.approx(0.1) and ema.ema_rate(10_000, 0.99, "tf") == 0.99
     student = create_model("compact_cnn", 2, 1)
     teacher = ema.create_teacher(student)
     student.train()(torch.randn(4, 1, 16, 16))  # changes BN running stats and num_batches_tracked

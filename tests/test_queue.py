@@ -12,7 +12,7 @@ from db.config import StoreConfig
 from db.jobs import claim_next, enqueue, finish, register_worker, request_cancel, requeue_stale
 from db.models import Job, Worker, utcnow
 from db.store import open_store
-from engine.jobs import HANDLERS
+from engine.jobs import HANDLERS, load_handlers
 from engine.jobs.context import JobCancelled
 from engine.worker import Worker as QueueWorker
 
@@ -54,6 +54,7 @@ def test_two_workers_racing_run_each_job_exactly_once(store, db_url) -> None:
 
 @pytest.fixture
 def handlers():
+    load_handlers()           # register the real handlers first, so the restore below keeps them
     saved = dict(HANDLERS)
     yield HANDLERS
     HANDLERS.clear()

@@ -11,7 +11,6 @@ import io as _io
 import os
 import struct
 import uuid
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,16 +18,14 @@ import cv2
 import numpy as np
 from PIL import BmpImagePlugin, Image, ImageOps, JpegImagePlugin, PngImagePlugin, TiffImagePlugin
 
+# DICOM_ALLOWED and the display mapping are re-exported: callers import them from io.
+from engine.data.dicom import DICOM_ALLOWED, dicom_size, read_dicom  # noqa: F401
+from engine.data.display import default_window, to_cache_array, to_uint8  # noqa: F401
+
 MAX_PIXELS = 100_000_000
 MAX_TOTAL_PIXELS = 10 * MAX_PIXELS  # all frames of one multi-frame DICOM together
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-DICOM_ALLOWED = (
-    "modality", "rows", "columns", "bits_allocated", "bits_stored", "photometric_interpretation",
-    "rescale_slope", "rescale_intercept", "window_center", "window_width", "pixel_spacing",
-    "slice_thickness", "body_part_examined", "manufacturer", "frame_index",
-)
-_PIXEL_TAGS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 _PIL_PLUGINS = {
     "png": PngImagePlugin.PngImageFile, "jpeg": JpegImagePlugin.JpegImageFile,
     "bmp": BmpImagePlugin.BmpImageFile, "tiff": TiffImagePlugin.TiffImageFile,
@@ -101,7 +98,7 @@ def read_image(path: Path) -> list[DecodedImage]:
     if fmt in _PIL_PLUGINS:
         return [_read_pillow(path, fmt, head)]
     if fmt == "dicom" or fmt == "dicom?" or (fmt is None and path.suffix.lower() in (".dcm", ".dicom")):
-        return _read_dicom(path, strict=fmt == "dicom")
+        return read_dicom(path, strict=fmt == "dicom")
     raise ImageReadError("not an image (unrecognised content)")
 
 
@@ -173,123 +170,6 @@ def _read_png16_colour(path: Path) -> DecodedImage:
     return DecodedImage(canonical_pixels(arr), metadata={"format": "png", "bit_depth": 16})
 
 
-def _first_float(value) -> float | None:
-    try:
-        if value is None or value == "":
-            return None
-        if isinstance(value, (list, tuple)) or hasattr(value, "__getitem__") and not isinstance(value, str):
-            value = value[0]
-        return float(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-
-
-def _dicom_metadata(ds) -> dict:
-    """Allow-listed technical tags only, as plain JSON-serialisable python values."""
-    meta: dict = {}
-    for key, tag, conv in (
-        ("modality", "Modality", str), ("rows", "Rows", int), ("columns", "Columns", int),
-        ("bits_allocated", "BitsAllocated", int), ("bits_stored", "BitsStored", int),
-        ("photometric_interpretation", "PhotometricInterpretation", str),
-        ("rescale_slope", "RescaleSlope", _first_float), ("rescale_intercept", "RescaleIntercept", _first_float),
-        ("slice_thickness", "SliceThickness", _first_float), ("body_part_examined", "BodyPartExamined", str),
-        ("manufacturer", "Manufacturer", str),
-    ):
-        value = ds.get(tag)
-        if value is not None and value != "":
-            try:
-                meta[key] = conv(value)
-            except (TypeError, ValueError):
-                pass
-    spacing = ds.get("PixelSpacing")
-    if spacing:
-        try:
-            meta["pixel_spacing"] = [float(v) for v in spacing]
-        except (TypeError, ValueError):
-            pass
-    return {k: v for k, v in meta.items() if v is not None}
-
-
-def _read_dicom(path: Path, strict: bool) -> list[DecodedImage]:
-    import pydicom
-    from pydicom.pixels import apply_color_lut, apply_rescale
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            ds = pydicom.dcmread(path, force=True)
-        except Exception as exc:
-            raise ImageReadError("corrupt DICOM" if strict else "not an image (unrecognised content)") from exc
-        if not strict and "SOPClassUID" not in ds and "Rows" not in ds and not any(t in ds for t in _PIXEL_TAGS):
-            raise ImageReadError("not an image (unrecognised content)")
-        if not any(t in ds for t in _PIXEL_TAGS):
-            raise ImageReadError("DICOM has no pixel data")
-        try:
-            rows, cols = int(ds.Rows), int(ds.Columns)
-            frames = int(ds.get("NumberOfFrames") or 1)
-        except (AttributeError, TypeError, ValueError) as exc:
-            raise ImageReadError("corrupt DICOM (missing Rows/Columns)") from exc
-        _too_large(cols, rows)
-        if rows * cols * frames > MAX_TOTAL_PIXELS:
-            raise ImageReadError(f"image too large: {frames} frames of {cols}x{rows} (limit "
-                                 f"{MAX_TOTAL_PIXELS // 1_000_000} megapixels in all)")
-        try:
-            arr = ds.pixel_array
-        except Exception as exc:
-            syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
-            name = getattr(syntax, "name", syntax) or "unknown transfer syntax"
-            raise ImageReadError(f"could not decode DICOM pixel data ({name}): {exc}") from exc
-        photometric = str(ds.get("PhotometricInterpretation", "")).upper()
-        mono = int(ds.get("SamplesPerPixel", 1) or 1) == 1
-        arr = arr.reshape((frames,) + arr.shape[-(2 if mono else 3):])
-        window = _dicom_window(ds) if mono else None
-        if photometric == "PALETTE COLOR":  # indices -> RGB through the palette, scaled to 8 bits
-            arr = apply_color_lut(arr, ds)
-            arr = np.rint(arr / 257.0).astype(np.uint8) if arr.max() > 255 else arr.astype(np.uint8)
-            mono, window = False, None
-        if mono:
-            arr = apply_rescale(arr, ds)
-            if photometric == "MONOCHROME1":
-                lo, hi = _display_range(ds, arr)
-                arr = (lo + hi) - arr.astype(np.float64)
-                if window is not None:
-                    window = (lo + hi - window[0], window[1])
-        eight_bit = int(ds.get("BitsAllocated", 16) or 16) == 8
-        if arr.dtype != np.uint8 and eight_bit and arr.size and arr.min() >= 0 and arr.max() <= 255 \
-                and np.array_equal(arr, np.round(arr)):
-            arr = arr.astype(np.uint8)
-        arr = canonical_pixels(arr)
-    meta = _dicom_metadata(ds)
-    if window is not None:
-        meta["window_center"], meta["window_width"] = window
-    modality = str(ds.get("Modality") or "") or None
-    patient = str(ds.get("PatientID") or "").strip() or None
-    out = []
-    for k in range(frames):
-        frame_meta = dict(meta, frame_index=k) if frames > 1 else dict(meta)
-        out.append(DecodedImage(arr[k], modality, window, frame_meta, patient))
-    return out
-
-
-def _dicom_window(ds) -> tuple[float, float] | None:
-    center, width = _first_float(ds.get("WindowCenter")), _first_float(ds.get("WindowWidth"))
-    if center is None or width is None or width <= 0:
-        return None
-    return (center, width)
-
-
-def _display_range(ds, arr: np.ndarray) -> tuple[float, float]:
-    """Value range MONOCHROME1 is inverted within: the stored range after rescale, else the data's."""
-    if "ModalityLUTSequence" in ds or "BitsStored" not in ds:
-        return float(arr.min()), float(arr.max())
-    bits = int(ds.BitsStored)
-    lo, hi = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if int(ds.get("PixelRepresentation", 0)) else (0, 2**bits - 1)
-    slope = _first_float(ds.get("RescaleSlope")) or 1.0
-    intercept = _first_float(ds.get("RescaleIntercept")) or 0.0
-    a, b = sorted((lo * slope + intercept, hi * slope + intercept))
-    return a, b
-
-
 def peek_size(path: Path) -> tuple[int, int] | None:
     """(height, width) from the header only, or None when unknown; for choosing a project size."""
     try:
@@ -303,12 +183,7 @@ def peek_size(path: Path) -> tuple[int, int] | None:
                 width, height = _PIL_PLUGINS[fmt](fh).size
             return height, width
         if fmt in ("dicom", "dicom?") or Path(path).suffix.lower() in (".dcm", ".dicom"):
-            import pydicom
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                ds = pydicom.dcmread(path, force=True, stop_before_pixels=True)
-            return int(ds.Rows), int(ds.Columns)
+            return dicom_size(Path(path))
     except Exception:  # noqa: BLE001 -- a best-effort hint; read_image reports the real reason later
         return None
     return None
@@ -408,45 +283,3 @@ def read_mask(path: Path) -> np.ndarray:
         gray = image.pixels if image.pixels.ndim == 2 else image.pixels.max(axis=2)
         return (gray > 127).astype(np.uint8)
     return normalize_mask(image.pixels)
-
-
-def default_window(pixels: np.ndarray, window: tuple[float, float] | None) -> tuple[float, float]:
-    """The DICOM preset when given, else the 0.5-99.5 percentile range; width at least 1."""
-    if window is not None:
-        return float(window[0]), max(float(window[1]), 1.0)
-    flat = np.asarray(pixels).ravel()
-    if flat.size > 1_000_000:  # a strided sample is plenty for percentiles
-        flat = flat[:: flat.size // 1_000_000]
-    if np.issubdtype(flat.dtype, np.floating):
-        flat = flat[np.isfinite(flat)]
-    if flat.size == 0:
-        return 0.5, 1.0
-    lo, hi = np.percentile(flat, [0.5, 99.5])
-    return float(lo + hi) / 2.0, max(float(hi - lo), 1.0)
-
-
-def to_uint8(pixels: np.ndarray, window: tuple[float, float] | None = None) -> np.ndarray:
-    """Display/training bytes: uint8 unchanged, deeper data through the (default) window."""
-    if pixels.dtype == np.uint8:
-        return pixels
-    center, width = default_window(pixels, window)
-    lo = center - width / 2.0
-    scaled = (pixels.astype(np.float32) - np.float32(lo)) * np.float32(255.0 / width)
-    scaled = np.nan_to_num(scaled, nan=0.0)
-    return np.rint(np.clip(scaled, 0, 255)).astype(np.uint8)
-
-
-def to_cache_array(pixels: np.ndarray, size: int, channels: int, window=None) -> np.ndarray:
-    """uint8 (size, size) or (size, size, 3) training array; non-square images are stretched."""
-    if channels not in (1, 3):
-        raise ValueError(f"channels must be 1 or 3, got {channels}")
-    arr = to_uint8(pixels, window)
-    if channels == 1 and arr.ndim == 3:
-        arr = cv2.cvtColor(np.ascontiguousarray(arr[..., :3]), cv2.COLOR_RGB2GRAY)
-    elif channels == 3 and arr.ndim == 2:
-        arr = cv2.cvtColor(arr, cv2.COLOR_GRAY2RGB)
-    height, width = arr.shape[:2]
-    if (height, width) != (size, size):
-        shrink = height >= size and width >= size
-        arr = cv2.resize(arr, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-    return np.ascontiguousarray(arr)

@@ -2,40 +2,26 @@
 
 The walk never decodes anything but images, never follows a link out of the source root, and
 turns every unusable candidate into a Rejected with a reason, so one bad file never stops an
-import and the report can list all of them. Layout rules live in `_plan_folder`.
+import and the report can list all of them. Layout rules live in `_plan_folder`; the labels CSV
+is parsed in csv_labels.py and .npz bundles are read in npz_source.py.
 """
 from __future__ import annotations
 
-import csv
 import json
-import math
 import os
-import re
-import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from engine.data.io import (
-    DecodedImage,
-    ImageReadError,
-    canonical_pixels,
-    normalize_mask,
-    peek_size,
-    read_image,
-    read_mask,
-)
+from engine.data.io import DecodedImage, ImageReadError, peek_size, read_image, read_mask
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".dcm", ".dicom", "", ".bmp", ".tif", ".tiff"}
 MASK_SUFFIXES = ("_mask", "_segmentation")  # x.png + x_mask.png beside it
 MASK_DIR = "masks"  # images/x.png + masks/x.png, or x.png + masks/x.png
 SPLITS = ("train", "val", "test")
-FILE_COLUMNS = {"filename", "file", "file_name", "image", "image_id", "image_name", "path", "name"}
-GROUP_COLUMNS = {"patient", "patient_id", "patientid", "group", "subject", "subject_id"}
 _IGNORED_PREFIXES = ("readme", "license", "licence", "copying", "dicomdir")
-_BINARY = {"0": 0, "1": 1, "0.0": 0, "1.0": 1, "false": 0, "true": 1, "no": 0, "yes": 1, "": 0}
 ESCAPES = "path escapes the source root"
 
 Label = int | str | list[str] | list[int] | None
@@ -195,66 +181,6 @@ def _split_masks(files: list[str], plan: _Plan) -> tuple[list[str], dict[str, st
     return images, masks
 
 
-def _escapes(name: str, root: Path) -> bool:
-    """True for absolute paths, '..' parts, or a path whose links resolve outside the root."""
-    if name.startswith("/") or re.match(r"^[A-Za-z]:", name) or ".." in name.split("/"):
-        return True
-    try:
-        return not _inside((root / name).resolve(), root)
-    except (OSError, RuntimeError):
-        return True
-
-
-def _read_csv(csv_path: Path, root: Path, images: list[str], plan: _Plan) -> dict[str, tuple[Label, str | None]]:
-    """Labels by image rel path from `filename,label` or `filename,<class1>,<class2>...` (0/1)."""
-    try:
-        with open(csv_path, newline="", encoding="utf-8-sig") as fh:
-            rows = [r for r in csv.reader(fh) if any(c.strip() for c in r)]
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise SourceError(f"cannot read labels CSV {csv_path}: {exc}") from exc
-    if not rows or len(rows[0]) < 2:
-        raise SourceError(f"labels CSV {csv_path.name} needs a header: filename,label or filename,<class>,...")
-    known = {rel: rel for rel in images}
-    stem_of = {rel.rsplit(".", 1)[0] if "." in rel.rsplit("/", 1)[-1] else rel: rel for rel in images}
-    header = [h.strip() for h in rows[0]]
-    if header[0].replace("\\", "/") in known or header[0] in stem_of:
-        header = ["filename", "label"] + [f"column_{i}" for i in range(2, len(header))]  # no header row
-    else:
-        rows = rows[1:]
-    file_col = next((i for i, h in enumerate(header) if h.lower() in FILE_COLUMNS), 0)
-    group_col = next((i for i, h in enumerate(header) if i != file_col and h.lower() in GROUP_COLUMNS), None)
-    label_cols = [i for i in range(len(header)) if i not in (file_col, group_col)]
-    plan.multi_label = len(label_cols) > 1
-    plan.layout = "csv_multilabel" if plan.multi_label else "csv"
-    labels: dict[str, tuple[Label, str | None]] = {}
-    seen_values: set[str] = set()
-    for row in rows:
-        cells = [c.strip() for c in row] + [""] * (len(header) - len(row))
-        name = cells[file_col].replace("\\", "/")
-        rel = known.get(name) or stem_of.get(name)
-        group = (cells[group_col] or None) if group_col is not None else None
-        if _escapes(name, root):
-            plan.rejected.append(Rejected(name, ESCAPES))
-        elif rel is None:
-            plan.rejected.append(Rejected(name, "file listed in CSV not found"))
-        elif rel in labels:
-            plan.rejected.append(Rejected(name, "file listed twice in the CSV"))
-        elif plan.multi_label:
-            bad = [header[i] for i in label_cols if cells[i].lower() not in _BINARY]
-            if bad:
-                plan.rejected.append(Rejected(name, f"CSV value for class '{bad[0]}' is not 0 or 1"))
-                continue
-            positive = [header[i] for i in label_cols if _BINARY[cells[i].lower()]]
-            labels[rel] = (positive, group)
-        else:
-            value = cells[label_cols[0]]
-            if value:
-                seen_values.add(value)
-            labels[rel] = (value or None, group)
-    plan.class_names = [header[i] for i in label_cols] if plan.multi_label else sorted(seen_values) or None
-    return labels
-
-
 def _plan_folder(root: Path, labels_csv: Path | None) -> _Plan:
     plan = _Plan()
     images, masks = _split_masks(_walk(root, plan), plan)
@@ -263,7 +189,9 @@ def _plan_folder(root: Path, labels_csv: Path | None) -> _Plan:
     dataset_classes = _dataset_classes(root)
     labels: dict[str, tuple[Label, str | None]] = {}
     if labels_csv is not None:
-        labels = _read_csv(Path(labels_csv), root, images, plan)
+        from engine.data.csv_labels import read_csv  # lazy: csv_labels imports this module
+
+        labels = read_csv(Path(labels_csv), root, images, plan)
     else:
         top_dirs = sorted({f.split("/", 1)[0] for f in images if "/" in f})
         with os.scandir(root) as entries:
@@ -314,89 +242,6 @@ def _frames(task: _Task, root: Path) -> Iterator[SourceItem | Rejected]:
         yield SourceItem(name, image, task.label, mask, task.group or image.patient_id, task.path)
 
 
-class _BadNpz(Exception):
-    """The bundle as a whole is unusable; becomes one Rejected for the file."""
-
-
-def _per_item(z, key: str, n: int) -> list | None:
-    if key not in z.files:
-        return None
-    values = z[key]
-    if len(values) != n:
-        raise _BadNpz(f"npz '{key}' has {len(values)} entries but 'images' has {n}")
-    return values.tolist()
-
-
-def _npz_labels(z, n: int) -> tuple[list[Label], bool]:
-    if "labels" not in z.files:
-        return [None] * n, False
-    labels = z["labels"]
-    if len(labels) != n:
-        raise _BadNpz(f"npz 'labels' has {len(labels)} entries but 'images' has {n}")
-    if labels.ndim == 2:  # multi-label 0/1 matrix -> positive class indices
-        return [np.flatnonzero(row > 0.5).tolist() for row in labels], True
-    if labels.dtype.kind in "US":
-        return [str(v) or None for v in labels.tolist()], False
-    if labels.dtype.kind == "f":
-        return [None if math.isnan(v) or v < 0 else int(v) for v in labels.tolist()], False
-    return [None if v < 0 else int(v) for v in labels.tolist()], False
-
-
-def _iter_npz(path: Path) -> Iterator[SourceItem | Rejected]:
-    """Load the bundle once; items are views into it (fast: no per-item decoding or copying)."""
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            if "images" not in z.files:
-                raise _BadNpz("npz has no 'images' array")
-            images = z["images"]
-            if images.ndim == 4 and images.shape[-1] in (1, 3, 4):
-                images = images[..., 0] if images.shape[-1] == 1 else images[..., :3]
-            elif images.ndim != 3:
-                raise _BadNpz(f"npz 'images' must be (N,H,W) or (N,H,W,3), got {images.shape}")
-            images = np.ascontiguousarray(canonical_pixels(images))
-            n = len(images)
-            labels, _ = _npz_labels(z, n)
-            masks = z["masks"] if "masks" in z.files else None
-            if masks is not None:
-                if masks.shape != images.shape[:3]:
-                    mh, mw = masks.shape[1:3] if masks.ndim >= 3 else ("?", "?")
-                    raise _BadNpz(f"mask size {mw}x{mh} does not match image size "
-                                  f"{images.shape[2]}x{images.shape[1]}" if len(masks) == n
-                                  else f"npz 'masks' has {len(masks)} entries but 'images' has {n}")
-                masks = normalize_mask(masks.reshape(-1, masks.shape[-1])).reshape(masks.shape)
-            names, groups = _per_item(z, "names", n), _per_item(z, "groups", n)
-            extras = {}  # other per-item scalars (e.g. labels_subtype) ride along in the metadata
-            for key in sorted(set(z.files) - {"images", "labels", "masks", "names", "groups"}):
-                values = z[key]
-                if values.ndim == 1 and len(values) == n and values.dtype.kind in "biufUS":
-                    extras[key] = values.tolist()
-    except _BadNpz as exc:
-        yield Rejected(path.name, str(exc))
-        return
-    except Exception as exc:  # noqa: BLE001 -- zipfile/numpy raise many types for a corrupt bundle
-        yield Rejected(path.name, f"corrupt or unreadable npz ({type(exc).__name__}: {exc})")
-        return
-    bit_depth = images.dtype.itemsize * 8
-    for i in range(n):
-        meta = {"format": "npz", "bit_depth": bit_depth, "index": i}
-        meta.update((k, v[i]) for k, v in extras.items())
-        name = str(names[i]) if names is not None else f"{path.stem}[{i}]"
-        group = (str(groups[i]) or None) if groups is not None else None
-        mask = masks[i] if masks is not None else None
-        yield SourceItem(name, DecodedImage(images[i], metadata=meta), labels[i], mask, group, None)
-
-
-def _npz_header(path: Path, member: str) -> tuple[int, ...] | None:
-    """Shape of one array in an .npz from its header, without loading the data."""
-    try:
-        with zipfile.ZipFile(path) as zf, zf.open(member + ".npy") as fh:
-            version = np.lib.format.read_magic(fh)
-            reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-            return tuple(reader(fh)[0])
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
-        return None
-
-
 def _check_source(source: Path) -> Path:
     source = Path(source)
     if not source.exists():
@@ -408,11 +253,13 @@ def inspect_source(source: Path, labels_csv: Path | None = None) -> SourceInfo:
     """Cheap look at a source (headers only) before importing it."""
     source = _check_source(source)
     if source.is_file() and source.suffix.lower() == ".npz":
-        shape, labels = _npz_header(source, "images"), _npz_header(source, "labels")
+        from engine.data.npz_source import npz_header  # lazy: npz_source imports this module
+
+        shape, labels = npz_header(source, "images"), npz_header(source, "labels")
         size = shape[1] if shape and len(shape) >= 3 and shape[1] == shape[2] else None
         split = source.stem if source.stem in SPLITS else None
         return SourceInfo("npz", shape[0] if shape else None, _dataset_classes(source.parent), split, size,
-                          "npz", bool(labels and len(labels) == 2), _npz_header(source, "masks") is not None)
+                          "npz", bool(labels and len(labels) == 2), npz_header(source, "masks") is not None)
     if source.is_file():
         hw = peek_size(source)
         size = hw[0] if hw and hw[0] == hw[1] else None
@@ -437,7 +284,9 @@ def iter_source(source: Path, labels_csv: Path | None = None) -> Iterator[Source
     """Every item of the source in a deterministic order, or a Rejected with the reason."""
     source = _check_source(source)
     if source.is_file() and source.suffix.lower() == ".npz":
-        yield from _iter_npz(source)
+        from engine.data.npz_source import iter_npz  # lazy: npz_source imports this module
+
+        yield from iter_npz(source)
         return
     if source.is_file():
         yield from _frames(_Task(source.name, source), source.parent)

@@ -1,7 +1,7 @@
 """HANDLERS: job kind -> function(ctx). Handlers are registered by their modules on import."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from engine.jobs.context import JobContext
 

@@ -37,9 +37,12 @@ class CyclicStream:
 
 class TwoStreamSampler:
     def __init__(self, labeled: np.ndarray, unlabeled: np.ndarray, labeled_batch: int, unlabeled_batch: int,
-                 seed: int) -> None:
+                 seed: int, pool_size: int | None = None) -> None:
+        """pool_size: training images in total (defaults to labeled + unlabeled; smaller when the unlabeled
+        stream re-reads labeled images because nothing is unlabeled)."""
         if len(labeled) == 0:
             raise ValueError("no labeled training images")
+        self.pool_size = pool_size if pool_size is not None else len(labeled) + len(unlabeled)
         self.labeled = CyclicStream(labeled, seed, 1)
         self.unlabeled = CyclicStream(unlabeled, seed, 2)
         self.labeled_batch, self.unlabeled_batch = labeled_batch, unlabeled_batch
@@ -50,7 +53,6 @@ class TwoStreamSampler:
 
     def steps_per_epoch(self, definition: str) -> int:
         """'pool': one pass over labeled + unlabeled (CONTRACTS §6); 'labeled': one labeled pass (papers)."""
-        n_lab, n_unl = len(self.labeled.indices), len(self.unlabeled.indices)
         if definition == "labeled":
-            return max(1, n_lab // self.labeled_batch)
-        return max(1, math.ceil((n_lab + n_unl) / (self.labeled_batch + self.unlabeled_batch)))
+            return max(1, len(self.labeled.indices) // self.labeled_batch)
+        return max(1, math.ceil(self.pool_size / (self.labeled_batch + self.unlabeled_batch)))

@@ -15,9 +15,19 @@ def create_teacher(student: nn.Module) -> nn.Module:
     return teacher
 
 
-def ema_rate(step: int, alpha: float, warm_start: bool = True) -> float:
-    """alpha_t = min(1 - 1/(t+1), alpha): a true running mean early on (MT, SRC-MT); constant otherwise."""
-    return min(1.0 - 1.0 / (step + 1), alpha) if warm_start else alpha
+def ema_rate(step: int, alpha: float, warmup: str = "mt") -> float:
+    """Averaging rate at global step t (from 0).
+
+    mt:   min(1 - 1/(t+1), alpha), a true running mean early on (MT, SRC-MT code; METHODS §0.1);
+    tf:   min((1+t)/(10+t), alpha), TensorFlow's num_updates form: forgets the random init ~10x faster,
+          which matters for the short runs of an interactive labeling loop [design];
+    none: constant alpha (S2MTS2 fine-tuning).
+    """
+    if warmup == "mt":
+        return min(1.0 - 1.0 / (step + 1), alpha)
+    if warmup == "tf":
+        return min((1.0 + step) / (10.0 + step), alpha)
+    return alpha
 
 
 @torch.no_grad()

@@ -22,7 +22,7 @@ from engine.methods.ramps import weight_schedule
 class MeanTeacherParams(BaseParams):
     warmup_fraction: float = 0.3  # supervised-only steps first: cheap, and the teacher starts useful
     ema_alpha: float = 0.99  # METHODS §8 (the CIFAR recipe's 0.97-0.99 range at this run length)
-    ema_warm_start: bool = True  # alpha_t = min(1 - 1/(t+1), alpha)
+    ema_warmup: Literal["mt", "tf", "none"] = "tf"  # see ema.ema_rate; paper configs use "mt"
     ema_buffers: bool | None = None  # None: average BN buffers iff the teacher runs in eval mode (P5)
     teacher_mode: Literal["eval", "train"] = "eval"  # eval: running stats, no dropout, inference_mode
     consistency: Literal["mse", "kl"] = "mse"  # mean over samples and classes (P13)
@@ -115,5 +115,5 @@ class MeanTeacher(SSLMethod):
         p = self.params
         buffers = p.teacher_mode == "eval" if p.ema_buffers is None else p.ema_buffers
         # In the warm-start phase the teacher makes no passes of its own, so its BN buffers are averaged too.
-        ema_update(self.teacher, self.student, ema_rate(step, p.ema_alpha, p.ema_warm_start),
+        ema_update(self.teacher, self.student, ema_rate(step, p.ema_alpha, p.ema_warmup),
                    buffers=buffers or step < self.ssl_start)

@@ -13,6 +13,7 @@ class SupervisedParams(BaseParams):
     # data, not the free weight averaging every SSL method gets.
     ema_teacher: bool = True
     ema_alpha: float = 0.99
+    ema_warmup: str = "tf"  # see ema.ema_rate
 
 
 @METHODS.register("supervised")
@@ -31,4 +32,5 @@ class Supervised(SSLMethod):
 
     def after_step(self, step: int) -> None:
         if self.teacher is not None:
-            ema_update(self.teacher, self.student, ema_rate(step, self.params.ema_alpha), buffers=True)
+            rate = ema_rate(step, self.params.ema_alpha, self.params.ema_warmup)
+            ema_update(self.teacher, self.student, rate, buffers=True)

@@ -1,0 +1,37 @@
+"""Checkpoint registry: rows pinned to label snapshots, one active per project, rollback."""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from db.models import Checkpoint
+
+
+def add_checkpoint(session: Session, project_id: int, job_id: int | None, method: str, backbone: str | None,
+                   path: str, config: dict[str, Any], metrics: dict[str, Any], labels_used: int,
+                   label_hash: str, activate: bool = True) -> Checkpoint:
+    checkpoint = Checkpoint(project_id=project_id, job_id=job_id, method=method, backbone=backbone, path=path,
+                            config=config, metrics=metrics, labels_used=labels_used, label_hash=label_hash)
+    session.add(checkpoint)
+    session.flush()
+    if activate:
+        set_active(session, checkpoint.id)
+    return checkpoint
+
+
+def set_active(session: Session, checkpoint_id: int) -> Checkpoint:
+    """Exactly one active checkpoint per project (rollback = activate an older one)."""
+    checkpoint = session.get(Checkpoint, checkpoint_id)
+    if checkpoint is None:
+        raise ValueError(f"no checkpoint {checkpoint_id}")
+    session.execute(update(Checkpoint).where(Checkpoint.project_id == checkpoint.project_id)
+                    .values(is_active=Checkpoint.id == checkpoint_id))
+    session.refresh(checkpoint)
+    return checkpoint
+
+
+def list_checkpoints(session: Session, project_id: int) -> list[Checkpoint]:
+    return list(session.scalars(select(Checkpoint).where(Checkpoint.project_id == project_id)
+                                .order_by(Checkpoint.id)))

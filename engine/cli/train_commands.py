@@ -1,0 +1,61 @@
+"""train: enqueue a training job; --wait blocks (running it here when no worker is alive)."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from db.jobs import enqueue
+from db.projects import ProjectError, get_or_create_annotator, require_project, touch_project
+from db.status import alive_workers
+from engine.cli.common import UsageError, default_annotator, store_from_args
+
+METHOD_NAMES = ["supervised", "mean_teacher", "src_mt", "s2mts2"]
+BACKBONES = ["compact_cnn", "resnet18_small", "densenet121"]
+
+
+def register(subparsers, parents) -> None:
+    p = subparsers.add_parser("train", parents=parents,
+                              help="train on the project's labels + unlabeled pool (enqueues a job)")
+    p.add_argument("--project", required=True)
+    p.add_argument("--method", default="src_mt", choices=METHOD_NAMES)
+    p.add_argument("--backbone", default="compact_cnn", choices=BACKBONES)
+    p.add_argument("--epochs", type=int, help="passes over the training pool (default from the method config)")
+    p.add_argument("--image-size", type=int, help="default: the project's image size")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--budget-minutes", type=float, help="bound the training time of this run")
+    p.add_argument("--wait", action="store_true", help="block until done; runs here when no worker is alive")
+    p.add_argument("--annotator", default=default_annotator(), help="who started the job (provenance)")
+    p.set_defaults(handler=cmd_train)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    store = store_from_args(args)
+    params = {"method": args.method, "backbone": args.backbone, "epochs": args.epochs, "seed": args.seed,
+              "image_size": args.image_size, "budget_minutes": args.budget_minutes}
+    with store.sessions.begin() as session:
+        try:
+            project = require_project(session, args.project)
+        except ProjectError as error:
+            raise UsageError(str(error)) from error
+        touch_project(session, project)
+        creator = get_or_create_annotator(session, args.annotator)
+        job_id = enqueue(session, "train", {k: v for k, v in params.items() if v is not None},
+                         project_id=project.id, created_by=creator.id).id
+        workers = alive_workers(session)
+    print(f"queued train job {job_id}")
+    if not args.wait:
+        return 0
+    from engine.worker import Worker, wait_for_job
+
+    if workers == 0:
+        print("no worker alive: running the job in this process", file=sys.stderr)
+        worker = Worker(store)
+        try:
+            worker.run_once(job_id=job_id)
+        finally:
+            worker.close()
+    job = wait_for_job(store, job_id)
+    print(f"job {job_id} {job.status}: {job.message or ''}")
+    if job.status != "done" and job.error:
+        print(job.error, file=sys.stderr)
+    return 0 if job.status == "done" else 1

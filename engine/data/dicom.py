@@ -1,0 +1,152 @@
+"""DICOM decoding for engine.data.io: pydicom is imported only when a DICOM is actually read.
+
+Kept apart from io.py so the generic image code stays short; io re-exports DICOM_ALLOWED and
+calls read_dicom/dicom_size. Only allow-listed technical tags leave this module (no identifiers
+except PatientID, which becomes the item's group for patient-level splits).
+"""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from engine.data.io import DecodedImage
+DICOM_ALLOWED = (
+    "modality", "rows", "columns", "bits_allocated", "bits_stored", "photometric_interpretation",
+    "rescale_slope", "rescale_intercept", "window_center", "window_width", "pixel_spacing",
+    "slice_thickness", "body_part_examined", "manufacturer", "frame_index",
+)
+_PIXEL_TAGS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+
+
+def _first_float(value) -> float | None:
+    try:
+        if value is None or value == "":
+            return None
+        if isinstance(value, (list, tuple)) or hasattr(value, "__getitem__") and not isinstance(value, str):
+            value = value[0]
+        return float(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def _dicom_metadata(ds) -> dict:
+    """Allow-listed technical tags only, as plain JSON-serialisable python values."""
+    meta: dict = {}
+    for key, tag, conv in (
+        ("modality", "Modality", str), ("rows", "Rows", int), ("columns", "Columns", int),
+        ("bits_allocated", "BitsAllocated", int), ("bits_stored", "BitsStored", int),
+        ("photometric_interpretation", "PhotometricInterpretation", str),
+        ("rescale_slope", "RescaleSlope", _first_float), ("rescale_intercept", "RescaleIntercept", _first_float),
+        ("slice_thickness", "SliceThickness", _first_float), ("body_part_examined", "BodyPartExamined", str),
+        ("manufacturer", "Manufacturer", str),
+    ):
+        value = ds.get(tag)
+        if value is not None and value != "":
+            try:
+                meta[key] = conv(value)
+            except (TypeError, ValueError):
+                pass
+    spacing = ds.get("PixelSpacing")
+    if spacing:
+        try:
+            meta["pixel_spacing"] = [float(v) for v in spacing]
+        except (TypeError, ValueError):
+            pass
+    return {k: v for k, v in meta.items() if v is not None}
+
+
+def read_dicom(path: Path, strict: bool) -> list[DecodedImage]:
+    """Decode every frame; io's types are imported here because io imports this module."""
+    import pydicom
+    from pydicom.pixels import apply_color_lut, apply_rescale
+
+    from engine.data.io import MAX_TOTAL_PIXELS, DecodedImage, ImageReadError, _too_large, canonical_pixels
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            ds = pydicom.dcmread(path, force=True)
+        except Exception as exc:
+            raise ImageReadError("corrupt DICOM" if strict else "not an image (unrecognised content)") from exc
+        if not strict and "SOPClassUID" not in ds and "Rows" not in ds and not any(t in ds for t in _PIXEL_TAGS):
+            raise ImageReadError("not an image (unrecognised content)")
+        if not any(t in ds for t in _PIXEL_TAGS):
+            raise ImageReadError("DICOM has no pixel data")
+        try:
+            rows, cols = int(ds.Rows), int(ds.Columns)
+            frames = int(ds.get("NumberOfFrames") or 1)
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise ImageReadError("corrupt DICOM (missing Rows/Columns)") from exc
+        _too_large(cols, rows)
+        if rows * cols * frames > MAX_TOTAL_PIXELS:
+            raise ImageReadError(f"image too large: {frames} frames of {cols}x{rows} (limit "
+                                 f"{MAX_TOTAL_PIXELS // 1_000_000} megapixels in all)")
+        try:
+            arr = ds.pixel_array
+        except Exception as exc:
+            syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+            name = getattr(syntax, "name", syntax) or "unknown transfer syntax"
+            raise ImageReadError(f"could not decode DICOM pixel data ({name}): {exc}") from exc
+        photometric = str(ds.get("PhotometricInterpretation", "")).upper()
+        mono = int(ds.get("SamplesPerPixel", 1) or 1) == 1
+        arr = arr.reshape((frames,) + arr.shape[-(2 if mono else 3):])
+        window = _dicom_window(ds) if mono else None
+        if photometric == "PALETTE COLOR":  # indices -> RGB through the palette, scaled to 8 bits
+            arr = apply_color_lut(arr, ds)
+            arr = np.rint(arr / 257.0).astype(np.uint8) if arr.max() > 255 else arr.astype(np.uint8)
+            mono, window = False, None
+        if mono:
+            arr = apply_rescale(arr, ds)
+            if photometric == "MONOCHROME1":
+                lo, hi = _display_range(ds, arr)
+                arr = (lo + hi) - arr.astype(np.float64)
+                if window is not None:
+                    window = (lo + hi - window[0], window[1])
+        eight_bit = int(ds.get("BitsAllocated", 16) or 16) == 8
+        if arr.dtype != np.uint8 and eight_bit and arr.size and arr.min() >= 0 and arr.max() <= 255 \
+                and np.array_equal(arr, np.round(arr)):
+            arr = arr.astype(np.uint8)
+        arr = canonical_pixels(arr)
+    meta = _dicom_metadata(ds)
+    if window is not None:
+        meta["window_center"], meta["window_width"] = window
+    modality = str(ds.get("Modality") or "") or None
+    patient = str(ds.get("PatientID") or "").strip() or None
+    out = []
+    for k in range(frames):
+        frame_meta = dict(meta, frame_index=k) if frames > 1 else dict(meta)
+        out.append(DecodedImage(arr[k], modality, window, frame_meta, patient))
+    return out
+
+
+def _dicom_window(ds) -> tuple[float, float] | None:
+    center, width = _first_float(ds.get("WindowCenter")), _first_float(ds.get("WindowWidth"))
+    if center is None or width is None or width <= 0:
+        return None
+    return (center, width)
+
+
+def _display_range(ds, arr: np.ndarray) -> tuple[float, float]:
+    """Value range MONOCHROME1 is inverted within: the stored range after rescale, else the data's."""
+    if "ModalityLUTSequence" in ds or "BitsStored" not in ds:
+        return float(arr.min()), float(arr.max())
+    bits = int(ds.BitsStored)
+    lo, hi = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if int(ds.get("PixelRepresentation", 0)) else (0, 2**bits - 1)
+    slope = _first_float(ds.get("RescaleSlope")) or 1.0
+    intercept = _first_float(ds.get("RescaleIntercept")) or 0.0
+    a, b = sorted((lo * slope + intercept, hi * slope + intercept))
+    return a, b
+
+
+def dicom_size(path: Path) -> tuple[int, int]:
+    """(rows, columns) from the header only, skipping pixel data; io.peek_size catches failures."""
+    import pydicom
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = pydicom.dcmread(path, force=True, stop_before_pixels=True)
+    return int(ds.Rows), int(ds.Columns)

@@ -1,0 +1,78 @@
+"""Inference: checkpoint + uint8 images -> student/teacher probabilities and pre-logit features."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from engine.checkpoints import load_checkpoint
+from engine.config import TrainConfig
+from engine.device import amp_dtype, autocast, pick_device
+from engine.loaders.datasets import to_uint8_tensor
+from engine.loaders.transforms import ViewMaker
+from engine.methods.losses import probabilities
+from engine.models import create_model
+
+
+@dataclass
+class Predictions:
+    student_probs: np.ndarray  # (N, C) float32
+    student_features: np.ndarray  # (N, D) float32 pre-logit embeddings
+    teacher_probs: np.ndarray | None = None
+    teacher_features: np.ndarray | None = None
+    class_names: tuple[str, ...] = ()
+
+
+@torch.inference_mode()
+def predict_tensor(model: nn.Module, images: torch.Tensor, views: ViewMaker, task: str, batch_size: int = 512,
+                   dtype: torch.dtype | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """images (N, C, H, W) uint8 on the model's device -> probs (N, C), features (N, D), both float32."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    probs, feats = [], []
+    for chunk in images.split(batch_size):
+        with autocast(device, dtype):
+            out = model(views.plain(chunk.to(device, non_blocking=True)))
+        probs.append(probabilities(out["logits"].float(), task).cpu())
+        feats.append(out["feat"].float().cpu())
+    model.train(was_training)
+    n_cls = model.fc.out_features if hasattr(model, "fc") else 0
+    if not probs:
+        return np.zeros((0, n_cls), np.float32), np.zeros((0, 0), np.float32)
+    return torch.cat(probs).numpy(), torch.cat(feats).numpy()
+
+
+def load_models(checkpoint: str | Path | dict[str, Any], device: str = "auto") -> tuple[dict[str, nn.Module], dict]:
+    """Rebuild student (and teacher) from a checkpoint; returns (models, checkpoint payload)."""
+    payload = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint)
+    spec, dev = payload["model"], pick_device(device)
+    models: dict[str, nn.Module] = {}
+    for role in ("student", "teacher"):
+        if payload.get(role) is None:
+            continue
+        model = create_model(spec["backbone"], spec["num_classes"], spec["in_chans"])
+        model.load_state_dict(payload[role])
+        models[role] = model.to(dev).eval()
+    return models, payload
+
+
+def infer(checkpoint: str | Path | dict[str, Any], images: np.ndarray, batch_size: int = 256,
+          device: str = "auto") -> Predictions:
+    """uint8 (N, H, W[, 3]) images at any size (resized to the training size) -> Predictions."""
+    models, payload = load_models(checkpoint, device)
+    cfg = TrainConfig.from_dict(payload["config"])
+    spec = payload["model"]
+    views = ViewMaker(cfg.data.aug, cfg.data.mean, cfg.data.std)
+    tensor = to_uint8_tensor(images, spec.get("image_size"))
+    dev = next(models["student"].parameters()).device
+    dtype = amp_dtype(dev, cfg.amp)
+    out: dict[str, Any] = {}
+    for role, model in models.items():
+        out[f"{role}_probs"], out[f"{role}_features"] = predict_tensor(model, tensor, views, payload["task"],
+                                                                       batch_size, dtype)
+    return Predictions(class_names=tuple(payload["class_names"]), **out)

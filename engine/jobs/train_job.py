@@ -1,0 +1,99 @@
+"""Job kind `train`: project labels -> arrays -> run_training -> Checkpoint row (active).
+
+A retried attempt (worker killed, or stopped with SIGTERM) resumes from the job's own last.pt, so the
+run finishes with the same planned number of epochs instead of starting over.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from db.enums import Task
+from db.models import Project
+from db.results import add_checkpoint
+from engine.config import TrainConfig
+from engine.jobs import register_handler
+from engine.jobs.context import JobCancelled, JobContext, JobInterrupted
+from engine.jobs.snapshot import load_snapshot
+from engine.loaders.datasets import ArrayData
+from engine.train import Cancelled, run_training
+
+log = logging.getLogger("medssl.train_job")
+
+
+class _Progress:
+    """Train-loop callback -> throttled Job progress; turns a cancel/stop into the loop's Cancelled."""
+
+    def __init__(self, ctx: JobContext):
+        self.ctx = ctx
+        self.reason: Exception | None = None
+        self.curve: list[dict[str, Any]] = []
+
+    def _report(self, force: bool, **fields: Any) -> None:
+        try:
+            self.ctx.report(force=force, **fields)
+        except (JobCancelled, JobInterrupted) as reason:
+            self.reason = reason
+            raise Cancelled(str(reason)) from reason
+
+    def on_step(self, info: dict[str, Any]) -> None:
+        loss = info["logs"].get("loss")
+        self._report(False, progress=info["step"] / max(info["planned_steps"], 1),
+                     message=f"epoch {info['epoch']:.2f}, step {info['step']}/{info['planned_steps']}"
+                             + (f", loss {float(loss):.4f}" if loss is not None else ""))
+
+    def on_epoch_end(self, info: dict[str, Any]) -> None:
+        role = info["role"]
+        self.curve.append({"epoch": round(info["epoch"], 3), "step": info["step"],
+                           "val_auc": info["metrics"][role].get("auc"), "seconds": round(info["seconds"], 1)})
+        self._report(True, progress=info["step"] / max(info["planned_steps"], 1),
+                     message=f"epoch {info['epoch']:.2f}: val AUC {info['metrics'][role].get('auc')}",
+                     metrics={"curve": self.curve, "role": role})
+
+
+def build_config(params: dict[str, Any]) -> TrainConfig:
+    raw = dict(params.get("config") or {})
+    for key in ("method", "backbone", "epochs", "seed", "budget_minutes"):
+        if params.get(key) is not None:
+            raw[key] = params[key]
+    return TrainConfig.from_dict(raw)
+
+
+@register_handler("train")
+def run_train_job(ctx: JobContext) -> str:
+    store = ctx.store
+    with store.sessions.begin() as session:
+        project = session.get(Project, ctx.project_id)
+        if project is None:
+            raise ValueError(f"project {ctx.project_id} no longer exists")
+        session.expunge(project)
+    if project.task == Task.SEGMENTATION:
+        raise ValueError("segmentation training is not available yet (SECL lands with the segmentation engine)")
+    cfg = build_config(ctx.params)
+    size = ctx.params.get("image_size") or project.image_size
+    snap = load_snapshot(store, project, size)
+    if snap.labels_used == 0:
+        raise ValueError("no labeled images yet: label some cases (or import labels) before training")
+    data = ArrayData(images=snap.images, labels=snap.labels, class_names=tuple(project.classes),
+                     task=project.task, labeled_mask=snap.labeled_mask, groups=snap.groups,
+                     val_images=snap.val_images, val_labels=snap.val_labels)
+    run_dir = store.config.checkpoints_dir / f"p{project.id}" / f"job{ctx.job_id}"
+    resume = run_dir / "last.pt" if (run_dir / "last.pt").exists() else None
+    if resume:
+        log.info("job %s resumes from %s", ctx.job_id, resume)
+    progress = _Progress(ctx)
+    ctx.report(progress=0.0, message="resuming from last checkpoint" if resume else "preparing data", force=True)
+    try:
+        result = run_training(cfg, data, callbacks=[progress], checkpoint_dir=run_dir, resume=resume)
+    except Cancelled:
+        raise progress.reason or JobCancelled("cancelled")
+    best = result.best_checkpoint or result.last_checkpoint
+    metrics = {"val": result.best_metrics, "role": result.selected_role, "epochs_run": result.epochs_run,
+               "stopped": result.stopped, "train_seconds": round(result.train_seconds, 1)}
+    with store.sessions.begin() as session:
+        checkpoint = add_checkpoint(session, project.id, ctx.job_id, cfg.method, cfg.backbone,
+                                    Path(best).relative_to(store.config.home).as_posix(), cfg.to_dict(),
+                                    metrics, snap.labels_used, snap.label_hash)
+    auc = (result.best_metrics.get(result.selected_role) or {}).get("auc")
+    return f"checkpoint {checkpoint.id}: {cfg.method}, val AUC {auc}, {result.epochs_run:.1f} epochs ({result.stopped})"

@@ -1,0 +1,109 @@
+"""Train jobs through the real CLI and a real worker process, on a slice of the real chest X-rays."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import select
+
+from db.config import StoreConfig
+from db.models import Checkpoint, Job
+from db.store import open_store
+from engine.cli import main
+from tests.conftest import REPO_ROOT, shared_file
+
+
+def _chest_slice(tmp_path: Path, n: int, labeled: int, seed: int = 0) -> tuple[Path, Path]:
+    """A train npz whose first `labeled` images keep labels (the rest -1 = unlabeled) + the real val split."""
+    bundle = np.load(shared_file("chest_xray_pneumonia_64/train.npz"))
+    rng = np.random.default_rng(seed)
+    pick = np.sort(rng.choice(len(bundle["labels"]), n, replace=False))
+    labels = bundle["labels"][pick].astype(np.int64)
+    labels[labeled:] = -1
+    train = tmp_path / "train.npz"
+    np.savez(train, images=bundle["images"][pick], labels=labels, groups=bundle["groups"][pick])
+    return train, shared_file("chest_xray_pneumonia_64/val.npz")
+
+
+def _import(train: Path, val: Path) -> None:
+    assert main(["import", "--project", "cx", "--task", "multiclass", "--classes", "normal,pneumonia",
+                 "--source", str(train)]) == 0
+    assert main(["import", "--project", "cx", "--source", str(val)]) == 0
+
+
+def test_train_wait_runs_in_process_and_registers_active_checkpoint(tmp_path, capsys) -> None:
+    _import(*_chest_slice(tmp_path, 300, 60))
+    capsys.readouterr()
+    assert main(["train", "--project", "cx", "--method", "mean_teacher", "--epochs", "1", "--wait"]) == 0
+    assert "done" in capsys.readouterr().out
+    assert main(["jobs", "--project", "cx", "--json"]) == 0
+    jobs = json.loads(capsys.readouterr().out)
+    assert [(j["kind"], j["status"], j["progress"], j["attempts"]) for j in jobs] == [("train", "done", 1.0, 1)]
+    main(["status", "--project", "cx", "--json"])
+    status = json.loads(capsys.readouterr().out)
+    active = status["checkpoints"]["active"]
+    assert status["checkpoints"]["count"] == 1 and active["method"] == "mean_teacher"
+    assert active["labels_used"] == 60 + status["splits"]["val"]["labeled"]
+    assert 0.5 < active["metrics"]["val"][active["metrics"]["role"]]["auc"] <= 1.0
+
+
+def _worker(env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "engine", "worker"], cwd=REPO_ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.25)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def test_sigkilled_worker_job_resumes_from_last_epoch_checkpoint(tmp_path, _isolated_home) -> None:
+    _import(*_chest_slice(tmp_path, 300, 60))
+    assert main(["train", "--project", "cx", "--method", "supervised", "--epochs", "4"]) == 0
+    store = open_store(StoreConfig.from_env(home=_isolated_home))
+    env = {**os.environ, "MEDSSL_HOME": str(_isolated_home), "MEDSSL_STALE_SECONDS": "3"}
+    first = _worker(env)
+    last_pt = _isolated_home / "checkpoints" / "p1" / "job1" / "last.pt"
+    try:
+        _wait_for(last_pt.exists, 120, "the first epoch checkpoint")
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+    finally:
+        first.kill()
+    import torch
+
+    killed_at_step = torch.load(last_pt, weights_only=False)["step"]
+    with store.sessions.begin() as s:
+        assert s.get(Job, 1).status == "running"        # the dead worker left it running
+    second = _worker(env)
+    try:
+        def finished():
+            with store.sessions.begin() as s:
+                job = s.get(Job, 1, populate_existing=True)
+                return job if job.status in ("done", "failed") else None
+        job = _wait_for(finished, 150, "the resumed job to finish")
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.wait(20)
+    assert job.status == "done", job.error
+    assert job.attempts == 2
+    final = torch.load(last_pt, weights_only=False)
+    assert killed_at_step > 0 and final["step"] == final["plan"]["total_steps"]
+    assert final["step"] / final["plan"]["steps_per_epoch"] == pytest.approx(4.0)
+    epochs = [h["epoch"] for h in final["progress"]["history"]]
+    assert epochs == sorted(set(epochs)) and len(epochs) == 4     # no epoch repeated or skipped
+    with store.sessions.begin() as s:
+        assert len(s.scalars(select(Checkpoint)).all()) == 1
+    store.dispose()
