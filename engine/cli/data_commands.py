@@ -69,7 +69,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"The demo data set is not here ({folder}). Import your own images instead, e.g.\n"
               "  python -m engine import --project my-xrays --task multiclass --classes normal,pneumonia "
               "--source /path/to/folder-per-class")
-        return 1
+        return 0
     store = store_from_args(args)
     for split, unlabeled in (("train", True), ("val", False), ("test", False)):
         request = ImportRequest(project=args.project, source=folder / f"{split}.npz", task="multiclass",

@@ -1,0 +1,1 @@
+"""One page per file; app/main.py routes them with st.navigation."""

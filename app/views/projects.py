@@ -1,0 +1,52 @@
+"""Projects page: every project with its label progress, class balance and latest model."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+from sqlalchemy import func, select
+
+from app.resources import get_store
+from db.models import Image, Label
+from db.projects import list_projects
+from db.status import project_status
+
+
+def class_balance(session, project) -> pd.DataFrame:
+    rows = session.execute(select(Label.value, func.count()).join(Image, Image.current_label_id == Label.id)
+                           .where(Image.project_id == project.id).group_by(Label.value)).all()
+    counts = {name: 0 for name in project.classes}
+    for value, n in rows:
+        for index in (value if isinstance(value, list) else [value]):
+            if index is not None:
+                counts[project.classes[index]] += n
+    return pd.DataFrame({"class": list(counts), "labeled images": list(counts.values())}).set_index("class")
+
+
+def render() -> None:
+    st.title("Projects")
+    store = get_store()
+    with store.sessions.begin() as session:
+        projects = list_projects(session)
+        if not projects:
+            st.info("No project yet. Load the demo or import your own images from the command line:\n\n"
+                    "`python -m engine demo` — the real pediatric chest X-ray set (when `../shared/data` is "
+                    "present)\n\n`python -m engine import --project NAME --task multiclass --classes a,b "
+                    "--source FOLDER`")
+            return
+        for project in projects:
+            status = project_status(session, project)
+            with st.container(border=True):
+                st.subheader(f"{project.name}  ·  {project.task}")
+                cols = st.columns(4)
+                cols[0].metric("images", status["images"])
+                cols[1].metric("labeled", status["labeled"])
+                cols[2].metric("unlabeled", status["unlabeled"])
+                cols[3].metric("excluded", status["excluded"])
+                if status["images"]:
+                    st.progress(status["labeled"] / status["images"], text="label progress")
+                if project.task != "segmentation" and status["labeled"]:
+                    st.bar_chart(class_balance(session, project), horizontal=True, height=160)
+                active = status["checkpoints"]["active"]
+                if active:
+                    st.caption(f"active model #{active['id']} ({active['method']}), trained on "
+                               f"{active['labels_used']} labels")
