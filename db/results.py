@@ -35,3 +35,16 @@ def set_active(session: Session, checkpoint_id: int) -> Checkpoint:
 def list_checkpoints(session: Session, project_id: int) -> list[Checkpoint]:
     return list(session.scalars(select(Checkpoint).where(Checkpoint.project_id == project_id)
                                 .order_by(Checkpoint.id)))
+
+
+def flipped_predictions(session: Session, first_id: int, second_id: int) -> list[tuple[int, Any, Any]]:
+    """(image id, prediction under first, under second) for images whose predicted class changed."""
+    from sqlalchemy.orm import aliased
+
+    from db.models import Prediction
+
+    a, b = aliased(Prediction), aliased(Prediction)
+    rows = session.execute(select(a.image_id, a.predicted, b.predicted).join(b, b.image_id == a.image_id)
+                           .where(a.checkpoint_id == first_id, b.checkpoint_id == second_id)
+                           .order_by(a.image_id)).all()
+    return [(image_id, p, q) for image_id, p, q in rows if p != q]
