@@ -15,6 +15,7 @@ import traceback
 from db.enums import JobStatus
 from db.jobs import beat_worker, claim_next, finish, register_worker, requeue, requeue_stale, stop_worker
 from db.models import Job
+from db.retrain import maybe_enqueue_retrain
 from db.store import Store
 from engine.jobs import load_handlers
 from engine.jobs.context import JobCancelled, JobContext, JobInterrupted
@@ -52,6 +53,9 @@ class Worker:
             for stale_id in requeue_stale(session):
                 log.info("requeued stale job %s", stale_id)
             job = claim_next(session, self.worker_id, self.kinds, job_id=job_id)
+            if job is None and job_id is None:
+                for retrain_id in maybe_enqueue_retrain(session):
+                    log.info("auto-retrain: enqueued train job %s", retrain_id)
             if job is None:
                 return False
             ctx = JobContext(store=self.store, job_id=job.id, kind=job.kind, project_id=job.project_id,
