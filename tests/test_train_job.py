@@ -45,7 +45,8 @@ def test_train_wait_runs_in_process_and_registers_active_checkpoint(tmp_path, ca
     assert "done" in capsys.readouterr().out
     assert main(["jobs", "--project", "cx", "--json"]) == 0
     jobs = json.loads(capsys.readouterr().out)
-    assert [(j["kind"], j["status"], j["progress"], j["attempts"]) for j in jobs] == [("train", "done", 1.0, 1)]
+    assert [(j["kind"], j["status"], j["progress"], j["attempts"]) for j in jobs] == [
+        ("train", "done", 1.0, 1), ("analyze", "queued", 0.0, 0)]   # analysis follows every training run
     main(["status", "--project", "cx", "--json"])
     status = json.loads(capsys.readouterr().out)
     active = status["checkpoints"]["active"]

@@ -1,4 +1,4 @@
-"""train: enqueue a training job; --wait blocks (running it here when no worker is alive)."""
+"""train, analyze: enqueue a job; --wait blocks (running it here when no worker is alive)."""
 from __future__ import annotations
 
 import argparse
@@ -27,11 +27,17 @@ def register(subparsers, parents) -> None:
     p.add_argument("--annotator", default=default_annotator(), help="who started the job (provenance)")
     p.set_defaults(handler=cmd_train)
 
+    p = subparsers.add_parser("analyze", parents=parents,
+                              help="predictions, uncertainty, embeddings, 2-D map and kNN graph for a checkpoint")
+    p.add_argument("--project", required=True)
+    p.add_argument("--checkpoint", type=int, help="checkpoint id (default: the active one)")
+    p.add_argument("--wait", action="store_true", help="block until done; runs here when no worker is alive")
+    p.add_argument("--annotator", default=default_annotator(), help="who started the job (provenance)")
+    p.set_defaults(handler=cmd_analyze)
 
-def cmd_train(args: argparse.Namespace) -> int:
+
+def _enqueue(args: argparse.Namespace, kind: str, params: dict) -> int:
     store = store_from_args(args)
-    params = {"method": args.method, "backbone": args.backbone, "epochs": args.epochs, "seed": args.seed,
-              "image_size": args.image_size, "budget_minutes": args.budget_minutes}
     with store.sessions.begin() as session:
         try:
             project = require_project(session, args.project)
@@ -39,15 +45,20 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise UsageError(str(error)) from error
         touch_project(session, project)
         creator = get_or_create_annotator(session, args.annotator)
-        job_id = enqueue(session, "train", {k: v for k, v in params.items() if v is not None},
+        job_id = enqueue(session, kind, {k: v for k, v in params.items() if v is not None},
                          project_id=project.id, created_by=creator.id).id
         workers = alive_workers(session)
-    print(f"queued train job {job_id}")
+    print(f"queued {kind} job {job_id}")
     if not args.wait:
         return 0
+    return _wait(store, job_id, run_here=workers == 0)
+
+
+def _wait(store, job_id: int, run_here: bool) -> int:
+    """Block until the job ends; with no worker alive, run it in this process."""
     from engine.worker import Worker, wait_for_job
 
-    if workers == 0:
+    if run_here:
         print("no worker alive: running the job in this process", file=sys.stderr)
         worker = Worker(store)
         try:
@@ -59,3 +70,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     if job.status != "done" and job.error:
         print(job.error, file=sys.stderr)
     return 0 if job.status == "done" else 1
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    return _enqueue(args, "train", {"method": args.method, "backbone": args.backbone, "epochs": args.epochs,
+                                    "seed": args.seed, "image_size": args.image_size,
+                                    "budget_minutes": args.budget_minutes})
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    return _enqueue(args, "analyze", {"checkpoint_id": args.checkpoint})

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from db.enums import Task
+from db.jobs import enqueue
 from db.models import Project
 from db.results import add_checkpoint
 from engine.config import TrainConfig
@@ -95,5 +96,6 @@ def run_train_job(ctx: JobContext) -> str:
         checkpoint = add_checkpoint(session, project.id, ctx.job_id, cfg.method, cfg.backbone,
                                     Path(best).relative_to(store.config.home).as_posix(), cfg.to_dict(),
                                     metrics, snap.labels_used, snap.label_hash)
+        enqueue(session, "analyze", {"checkpoint_id": checkpoint.id}, project_id=project.id)
     auc = (result.best_metrics.get(result.selected_role) or {}).get("auc")
     return f"checkpoint {checkpoint.id}: {cfg.method}, val AUC {auc}, {result.epochs_run:.1f} epochs ({result.stopped})"

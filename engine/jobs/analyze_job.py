@@ -1,0 +1,109 @@
+"""Job kind `analyze`: a checkpoint over every image of its project -> predictions, uncertainty,
+embeddings, 2-D map, kNN relation graph and acquisition ranks, stored per checkpoint."""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import select
+
+from db.analysis import QUEUE_STATUSES, AnalysisRows, replace_analysis
+from db.enums import LabelStatus
+from db.models import Checkpoint, Image, Project
+from engine.data.cache import build_cache
+from engine.infer import infer
+from engine.jobs import register_handler
+from engine.jobs.context import JobContext
+from engine.projection import project_2d
+from engine.relations import knn_graph
+from engine.strategies import Candidates, get_strategy
+from engine.uncertainty import scores as uncertainty_scores
+
+log = logging.getLogger("medssl.analyze_job")
+DEFAULT_STRATEGY = "relation"
+KNN_K = 10
+
+
+def _predicted(probs: np.ndarray, task: str) -> list:
+    if task == "multilabel":
+        return [np.flatnonzero(row >= 0.5).tolist() for row in probs]
+    return probs.argmax(1).tolist()
+
+
+def _rank_candidates(rows, embeddings: np.ndarray, scores: dict[str, np.ndarray], knn, strategy: str,
+                     seed: int) -> dict[int, int]:
+    """Rank unlabeled train images; neighbours are restricted to candidates (indices into the candidate set)."""
+    ids = np.array([r.id for r in rows], np.int64)
+    is_candidate = np.array([r.split == "train" and r.label_status in QUEUE_STATUSES for r in rows])
+    is_labeled = np.array([r.label_status == LabelStatus.LABELED.value for r in rows])
+    if not is_candidate.any():
+        return {}
+    position = np.full(len(rows), -1, np.int64)
+    position[is_candidate] = np.arange(is_candidate.sum())
+    neighbors = position[knn[0][is_candidate]]
+    sims = np.where(neighbors >= 0, knn[1][is_candidate], 0.0).astype(np.float32)
+    candidates = Candidates(ids=ids[is_candidate], scores={k: v[is_candidate] for k, v in scores.items()},
+                            embeddings=embeddings[is_candidate],
+                            labeled_embeddings=embeddings[is_labeled] if is_labeled.any() else None,
+                            neighbors=neighbors, neighbor_sims=sims, seed=seed)
+    ranked = get_strategy(strategy).rank(candidates)
+    return {int(image_id): rank for rank, image_id in enumerate(ranked)}
+
+
+@register_handler("analyze")
+def run_analyze_job(ctx: JobContext) -> str:
+    store, timings = ctx.store, {}
+    with store.sessions.begin() as session:
+        project = session.get(Project, ctx.project_id)
+        checkpoint_id = ctx.params.get("checkpoint_id") or session.scalar(
+            select(Checkpoint.id).where(Checkpoint.project_id == project.id, Checkpoint.is_active.is_(True)))
+        if checkpoint_id is None:
+            raise ValueError("no checkpoint to analyze: train a model first")
+        checkpoint = session.get(Checkpoint, checkpoint_id)
+        rows = session.execute(select(Image.id, Image.split, Image.label_status).where(
+            Image.project_id == project.id).order_by(Image.id)).all()
+        task, channels, strategy = project.task, project.channels, (project.settings or {}).get(
+            "strategy", DEFAULT_STRATEGY)
+        ckpt_path = Path(store.config.home) / checkpoint.path
+    t0 = time.perf_counter()
+    ctx.report(progress=0.05, message=f"embedding {len(rows)} images", force=True)
+    image_size = int(ctx.params.get("image_size") or 0) or None
+    cache = build_cache(store, ctx.project_id, image_size or _checkpoint_size(ckpt_path), channels)
+    ids = np.array([r.id for r in rows], np.int64)
+    preds = infer(ckpt_path, np.asarray(cache.images[cache.rows(ids)]), device=ctx.device or "auto")
+    timings["inference_s"] = time.perf_counter() - t0
+    has_teacher = preds.teacher_probs is not None
+    probs = preds.teacher_probs if has_teacher else preds.student_probs
+    embeddings = preds.teacher_features if has_teacher else preds.student_features
+    scores = uncertainty_scores(probs, task, preds.student_probs if has_teacher else None)
+    t1 = time.perf_counter()
+    ctx.report(progress=0.4, message="relation graph (kNN)", force=True)
+    knn = knn_graph(embeddings, min(KNN_K, max(len(rows) - 1, 1)))
+    timings["knn_s"] = time.perf_counter() - t1
+    t2 = time.perf_counter()
+    ctx.report(progress=0.55, message="2-D map", force=True)
+    coords, method = project_2d(embeddings, seed=0, knn=knn)
+    timings["projection_s"] = time.perf_counter() - t2
+    ranks = _rank_candidates(rows, embeddings, scores, knn, strategy, seed=checkpoint_id)
+    t3 = time.perf_counter()
+    ctx.report(progress=0.8, message="writing results", force=True)
+    analysis = AnalysisRows(image_ids=ids, predicted=_predicted(probs, task), probs=probs,
+                            student_probs=preds.student_probs if has_teacher else None, scores=scores,
+                            acquisition_rank=ranks, embeddings=embeddings, coords=coords,
+                            projection_method=method, knn_indices=knn[0], knn_sims=knn[1])
+    with store.sessions.begin() as session:
+        replace_analysis(session, checkpoint_id, analysis)
+    timings["write_s"] = time.perf_counter() - t3
+    timings["total_s"] = time.perf_counter() - t0
+    ctx.report(metrics={"timings": {k: round(v, 2) for k, v in timings.items()}, "checkpoint_id": checkpoint_id},
+               force=True)
+    return (f"analyzed {len(rows)} images with checkpoint {checkpoint_id} ({method}, {strategy} ranking, "
+            f"{timings['total_s']:.1f} s)")
+
+
+def _checkpoint_size(path: Path) -> int:
+    from engine.checkpoints import load_checkpoint
+
+    return int(load_checkpoint(path)["model"]["image_size"])
