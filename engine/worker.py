@@ -7,6 +7,7 @@ A job that raises is marked failed with its traceback and the worker keeps servi
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
@@ -34,6 +35,8 @@ class Worker:
         self._beat_thread = threading.Thread(target=self._beat, name="medssl-heartbeat", daemon=True)
         self._beat_thread.start()
         self.current_job: int | None = None
+        if "analyze" in self.handlers and os.environ.get("MEDSSL_WARM_UMAP", "1") != "0":
+            threading.Thread(target=_warm_umap, name="medssl-umap-warmup", daemon=True).start()
 
     def _beat(self) -> None:
         from db.jobs import report_progress
@@ -104,6 +107,17 @@ class Worker:
         self.stop_event.set()
         with self.store.sessions.begin() as session:
             stop_worker(session, self.worker_id)
+
+
+def _warm_umap() -> None:
+    """UMAP's first fit in a process pays numba compilation (~1 min); do it before analyses need it."""
+    try:
+        from engine.projection import warm_up
+
+        warm_up()
+        log.info("UMAP warm-up done")
+    except Exception:  # noqa: BLE001 -- a failed warm-up only costs speed later
+        log.exception("UMAP warm-up failed")
 
 
 def install_signal_handlers(worker: Worker) -> None:
