@@ -9,9 +9,6 @@ shows what the database and bookkeeping cost on top of unavoidable I/O.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -20,6 +17,7 @@ import numpy as np
 
 from db.config import StoreConfig
 from db.store import open_store
+from engine.bench.report import bench_header, write_result
 from engine.data.importer import ImportRequest, run_import
 from engine.data.io import content_hash, save_original
 
@@ -61,16 +59,13 @@ def main(argv: list[str] | None = None) -> int:
         again = run_import(store, ImportRequest(project="bench", source=bundle, annotator="bench"))
         rerun_seconds = time.perf_counter() - start
         store.dispose()
-    result = {"command": "python -m engine.bench.import_speed " + " ".join(sys.argv[1:] if argv is None else argv),
-              "machine": f"{platform.node()} {platform.processor() or platform.machine()}",
+    result = {**bench_header("engine.bench.import_speed", argv),
               "images": report.imported, "seconds": round(seconds, 2),
               "images_per_s": round(report.imported / seconds, 1),
               "baseline_store_only_images_per_s": round(baseline, 1),
               "ratio_to_baseline": round(report.imported / seconds / baseline, 3),
               "rerun_duplicates": len(again.duplicates), "rerun_seconds": round(rerun_seconds, 2)}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
-    print(json.dumps(result, indent=2))
+    write_result(args.out, result)
     return 0
 
 

@@ -8,9 +8,6 @@ way the Label page uses it. Baseline in the same run: a primary-key lookup of on
 from __future__ import annotations
 
 import argparse
-import json
-import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,6 +21,7 @@ from db.labels import add_label
 from db.models import Annotator, Checkpoint, Image, UncertaintyScore
 from db.projects import create_project, get_or_create_annotator
 from db.store import open_store
+from engine.bench.report import bench_header, write_result
 
 
 def populate(store, n: int, seed: int = 0) -> tuple[int, int]:
@@ -79,14 +77,11 @@ def main(argv: list[str] | None = None) -> int:
                 add_label(s, s.get(Image, image_id), s.get(Annotator, reader_id), 1)
             save_s.append(time.perf_counter() - t0)
         store.dispose()
-    result = {"command": "python -m engine.bench.queue_speed " + " ".join(sys.argv[1:] if argv is None else argv),
-              "machine": f"{platform.node()} {platform.machine()}", "images": args.n, "queries": args.queries,
+    result = {**bench_header("engine.bench.queue_speed", argv), "images": args.n, "queries": args.queries,
               "next_p50_ms": percentile_ms(query_s, 50), "next_p95_ms": percentile_ms(query_s, 95),
               "save_label_p50_ms": percentile_ms(save_s, 50), "save_label_p95_ms": percentile_ms(save_s, 95),
               "baseline_pk_lookup_p95_ms": percentile_ms(pk_s, 95)}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
-    print(json.dumps(result, indent=2))
+    write_result(args.out, result)
     return 0
 
 
