@@ -1,4 +1,4 @@
-"""Entry point: `python -m streamlit run app/main.py`. Page config, navigation, research-use notice."""
+"""Entry point: `python -m streamlit run app/main.py`. Page config, sidebar (project, annotator), navigation."""
 from __future__ import annotations
 
 import sys
@@ -8,9 +8,33 @@ import streamlit as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere: find app/, db/, engine/
 
-from app.views import projects  # noqa: E402
+from app import state
+from app.resources import get_store
+from app.views import label, projects
+from db.projects import list_projects
+
+
+def sidebar() -> None:
+    """Project switcher (most recently used first) and the annotator name every label carries."""
+    with get_store().sessions.begin() as session:
+        choices = {p.id: p.name for p in list_projects(session)}
+    if choices:
+        current = state.get(state.PROJECT)
+        ids = list(choices)
+        index = ids.index(current) if current in choices else 0
+        picked = st.sidebar.selectbox("project", ids, index=index, format_func=choices.get)
+        if picked != current:
+            state.drop(state.CURRENT_IMAGE)
+        state.put(state.PROJECT, picked)
+    name = st.sidebar.text_input("annotator", value=state.get(state.ANNOTATOR) or state.default_annotator())
+    state.put(state.ANNOTATOR, name.strip() or state.default_annotator())
+    st.sidebar.caption("Research use only — not for clinical diagnosis.")
+
 
 st.set_page_config(page_title="MedSSL Studio", layout="wide")
-st.sidebar.caption("Research use only — not for clinical diagnosis.")
-navigation = st.navigation([st.Page(projects.render, title="Projects", url_path="projects", default=True)])
+sidebar()
+navigation = st.navigation([
+    st.Page(projects.render, title="Projects", url_path="projects", default=True),
+    st.Page(label.render_page, title="Label", url_path="label"),
+])
 navigation.run()

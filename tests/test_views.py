@@ -25,3 +25,59 @@ def test_projects_page_shows_counts_of_an_imported_project() -> None:
     assert not at.exception
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["images"] == "550" and metrics["labeled"] == "550" and metrics["unlabeled"] == "0"
+
+
+def _label_app() -> AppTest:
+    def page() -> None:
+        import streamlit as st  # noqa: F401
+
+        from app import state
+        from app.resources import get_store
+        from app.views import label
+        from db.projects import list_projects
+
+        with get_store().sessions.begin() as session:
+            projects = list_projects(session)
+        state.put(state.PROJECT, projects[0].id if projects else None)
+        state.put(state.ANNOTATOR, "dr_r")
+        label.render_page()
+
+    return AppTest.from_function(page, default_timeout=30)
+
+
+def test_label_page_without_project_says_what_to_do() -> None:
+    at = _label_app().run()
+    assert not at.exception and any("Create or import a project" in i.value for i in at.info)
+
+
+def test_label_page_saves_with_annotator_moves_on_and_undoes(tmp_path) -> None:
+    import cv2
+    import numpy as np
+    from sqlalchemy import select
+
+    from db.config import StoreConfig
+    from db.models import Annotator, Label
+    from db.store import open_store
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(folder / f"{i}.png"), np.full((32, 32), 60 * i, np.uint8))
+    assert main(["import", "--project", "cx", "--task", "multiclass", "--classes", "normal,pneumonia",
+                 "--source", str(folder)]) == 0
+    at = _label_app().run()
+    assert not at.exception
+    first_caption = at.get("image")[0].captions[0]
+    assert at.button(key="class1").label == "2 · pneumonia"
+    at.button(key="class1").click().run()
+    assert not at.exception
+    assert at.get("image")[0].captions[0] != first_caption     # the next case is shown
+    store = open_store(StoreConfig.from_env())
+    with store.sessions.begin() as s:
+        rows = s.execute(select(Label.value, Label.kind, Annotator.name).join(Annotator)).all()
+        assert rows == [(1, "class", "dr_r")]
+    next(b for b in at.button if b.label == "Undo (U)").click().run()
+    assert at.get("image")[0].captions[0] == first_caption     # back to the undone case
+    with store.sessions.begin() as s:
+        assert [r.kind for r in s.scalars(select(Label).order_by(Label.id))] == ["class", "retract"]
+    store.dispose()

@@ -1,0 +1,40 @@
+"""The only module that names st.session_state keys; values are ids and plain data, never ORM objects."""
+from __future__ import annotations
+
+import getpass
+import os
+from datetime import datetime, timezone
+
+import streamlit as st
+
+CURRENT_IMAGE = "label.current_image_id"
+PROJECT = "project_id"
+ANNOTATOR = "annotator_name"
+SESSION_START = "session_started_at"
+LAST_SAVED = "label.last_saved_image_id"
+SHOW_MODEL = "label.show_model"
+
+
+def default_annotator() -> str:
+    try:
+        return os.environ.get("MEDSSL_USER") or getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def session_start() -> datetime:
+    if SESSION_START not in st.session_state:
+        st.session_state[SESSION_START] = datetime.now(timezone.utc)
+    return st.session_state[SESSION_START]
+
+
+def get(key: str, default=None):
+    return st.session_state.get(key, default)
+
+
+def put(key: str, value) -> None:
+    st.session_state[key] = value
+
+
+def drop(key: str) -> None:
+    st.session_state.pop(key, None)

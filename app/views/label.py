@@ -1,0 +1,157 @@
+"""Label page: one case at a time from the queue; number keys label, S skips, U undoes.
+
+The model's suggestion stays hidden until the reader has answered (or turns it on), to avoid anchoring.
+"""
+from __future__ import annotations
+
+import streamlit as st
+from sqlalchemy import select
+
+from app import state
+from app.resources import get_store
+from app.widgets.image import load_display, render, window_range
+from db.analysis import next_to_label
+from db.images import resolve_path
+from db.labels import LabelError, add_label, add_skip, history, retract_last
+from db.models import Checkpoint, Image, Prediction, Project, UncertaintyScore
+from db.projects import get_or_create_annotator
+
+QUEUE_STATUSES = ("unlabeled", "uncertain")
+
+
+def _active_checkpoint(session, project_id: int) -> int | None:
+    return session.scalar(select(Checkpoint.id).where(Checkpoint.project_id == project_id,
+                                                      Checkpoint.is_active.is_(True)))
+
+
+def _save(kind: str, value=None) -> None:
+    """Button callback: append the label and move on (runs before the rerun, so the next case shows)."""
+    store = get_store()
+    image_id = state.get(state.CURRENT_IMAGE)
+    comment = st.session_state.get("label.comment") or None
+    with store.sessions.begin() as session:
+        annotator = get_or_create_annotator(session, state.get(state.ANNOTATOR))
+        add_label(session, session.get(Image, image_id), annotator, value, kind=kind, comment=comment)
+    state.put(state.LAST_SAVED, image_id)
+    state.drop(state.CURRENT_IMAGE)
+    st.session_state["label.comment"] = ""
+
+
+def _skip() -> None:
+    store = get_store()
+    with store.sessions.begin() as session:
+        add_skip(session, state.get(state.CURRENT_IMAGE), get_or_create_annotator(session, state.get(state.ANNOTATOR)))
+    state.drop(state.CURRENT_IMAGE)
+
+
+def _undo() -> None:
+    image_id = state.get(state.LAST_SAVED)
+    if image_id is None:
+        st.toast("Nothing to undo in this session")
+        return
+    store = get_store()
+    try:
+        with store.sessions.begin() as session:
+            retract_last(session, session.get(Image, image_id), get_or_create_annotator(session, state.get(state.ANNOTATOR)))
+    except LabelError as error:
+        st.toast(str(error))
+        return
+    state.put(state.CURRENT_IMAGE, image_id)
+    state.drop(state.LAST_SAVED)
+
+
+def _pick_image(session, project: Project, annotator_id: int, checkpoint_id: int | None) -> Image | None:
+    image_id = state.get(state.CURRENT_IMAGE)
+    image = session.get(Image, image_id) if image_id else None
+    if image is None or image.project_id != project.id:
+        image_id = next_to_label(session, project.id, annotator_id, checkpoint_id, state.session_start())
+        image = session.get(Image, image_id) if image_id else None
+        state.put(state.CURRENT_IMAGE, image_id)
+    return image
+
+
+def _show_image(store, image: Image) -> None:
+    pixels = load_display(resolve_path(store.config.home, image.stored_path))
+    controls = st.columns([2, 2, 1])
+    window = None
+    if pixels.dtype.kind != "u" or pixels.dtype.itemsize > 1:
+        lo, hi = window_range(pixels)
+        centre = controls[0].slider("window centre", lo, hi, float(image.window_center or (lo + hi) / 2))
+        width = controls[1].slider("window width", 1.0, hi - lo, float(min(image.window_width or hi - lo, hi - lo)))
+        window = (centre, width)
+    zoom = controls[0].slider("zoom (px)", 256, 1024, 640, step=64) if window is None else 640
+    invert = controls[2].toggle("invert")
+    st.image(render(pixels, window, invert), width=zoom,
+             caption=f"image {image.id} · {image.source_name} · {image.width}×{image.height} · {image.split}")
+
+
+def _answer_buttons(project: Project) -> None:
+    if project.task == "segmentation":
+        st.info("Mask drawing arrives with the segmentation engine; masks can be imported meanwhile.")
+        return
+    if project.task == "multilabel":
+        chosen = [i for i, name in enumerate(project.classes) if st.toggle(f"{i + 1} · {name}", key=f"ml{i}")]
+        st.button("Save (Enter)", type="primary", shortcut="Enter", on_click=_save, args=("class", chosen),
+                  disabled=not chosen, use_container_width=True)
+    else:
+        for i, name in enumerate(project.classes[:9]):
+            st.button(f"{i + 1} · {name}", key=f"class{i}", shortcut=str(i + 1), on_click=_save,
+                      args=("class", i), type="primary", use_container_width=True)
+    cols = st.columns(4)
+    cols[0].button("Skip (S)", shortcut="s", on_click=_skip, use_container_width=True)
+    cols[1].button("Undo (U)", shortcut="u", on_click=_undo, use_container_width=True)
+    cols[2].button("Unsure", on_click=_save, args=("uncertain",), use_container_width=True)
+    cols[3].button("Exclude", on_click=_save, args=("exclude",), help="poor quality / wrong body part",
+                   use_container_width=True)
+    st.text_input("comment (optional)", key="label.comment")
+
+
+def _suggestion(session, project: Project, image: Image, checkpoint_id: int | None) -> None:
+    if checkpoint_id is None:
+        st.caption("No model yet: train one on the Train page (or `python -m engine train`).")
+        return
+    if not st.toggle("show model suggestion", key=state.SHOW_MODEL,
+                     help="hidden until you answer, so the model does not anchor your reading"):
+        return
+    prediction = session.scalar(select(Prediction).where(Prediction.checkpoint_id == checkpoint_id,
+                                                         Prediction.image_id == image.id))
+    score = session.scalar(select(UncertaintyScore).where(UncertaintyScore.checkpoint_id == checkpoint_id,
+                                                          UncertaintyScore.image_id == image.id))
+    if prediction is None:
+        st.caption("This case is not analyzed yet.")
+        return
+    probs = {name: round(p, 3) for name, p in zip(project.classes, prediction.probs)}
+    st.write(f"Model #{checkpoint_id}: **{probs}**")
+    if score is not None:
+        st.caption(f"entropy {score.entropy:.3f} · margin {score.margin:.3f}"
+                   + (f" · teacher–student disagreement {score.disagreement:.3f}" if score.disagreement is not None else ""))
+
+
+def render_page() -> None:
+    store = get_store()
+    with store.sessions.begin() as session:
+        project = session.get(Project, state.get(state.PROJECT) or 0)
+        if project is None:
+            st.info("Create or import a project first (Projects page).")
+            return
+        annotator = get_or_create_annotator(session, state.get(state.ANNOTATOR) or state.default_annotator())
+        checkpoint_id = _active_checkpoint(session, project.id)
+        image = _pick_image(session, project, annotator.id, checkpoint_id)
+        st.title(f"Label · {project.name}")
+        if image is None:
+            st.success("The queue is empty: every train image has a label. Train a model or import more images.")
+            return
+        left, right = st.columns([3, 2])
+        with left:
+            _show_image(store, image)
+        with right:
+            _answer_buttons(project)
+            if state.get(state.LAST_SAVED) is not None or st.session_state.get(state.SHOW_MODEL):
+                _suggestion(session, project, image, checkpoint_id)
+            else:
+                st.caption("The model's suggestion appears after you answer.")
+            with st.expander("label history"):
+                for entry in history(session, image.id):
+                    st.caption(f"{entry.created_at:%Y-%m-%d %H:%M} · {entry.annotator or '?'} · {entry.kind} "
+                               f"{entry.value if entry.value is not None else ''} ({entry.source})"
+                               + (" · undone" if entry.voided else "") + (f" — {entry.comment}" if entry.comment else ""))

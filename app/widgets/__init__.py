@@ -1,0 +1,1 @@
+"""Pure UI helpers (no database)."""
