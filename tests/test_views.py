@@ -76,7 +76,7 @@ def test_label_page_saves_with_annotator_moves_on_and_undoes(tmp_path) -> None:
     with store.sessions.begin() as s:
         rows = s.execute(select(Label.value, Label.kind, Annotator.name).join(Annotator)).all()
         assert rows == [(1, "class", "dr_r")]
-    next(b for b in at.button if b.label == "Undo (U)").click().run()
+    next(b for b in at.button if b.label == "Undo").click().run()
     assert at.get("image")[0].captions[0] == first_caption     # back to the undone case
     with store.sessions.begin() as s:
         assert [r.kind for r in s.scalars(select(Label).order_by(Label.id))] == ["class", "retract"]

@@ -79,9 +79,10 @@ def _show_image(store, image: Image) -> None:
         centre = controls[0].slider("window centre", lo, hi, float(image.window_center or (lo + hi) / 2))
         width = controls[1].slider("window width", 1.0, hi - lo, float(min(image.window_width or hi - lo, hi - lo)))
         window = (centre, width)
-    zoom = controls[0].slider("zoom (px)", 256, 1024, 640, step=64) if window is None else 640
+    zoom = controls[0 if window is None else 2].select_slider(
+        "zoom", ["fit", 256, 384, 512, 768, 1024], value="fit", help="fit = the width of this column")
     invert = controls[2].toggle("invert")
-    st.image(render(pixels, window, invert), width=zoom,
+    st.image(render(pixels, window, invert), width="stretch" if zoom == "fit" else zoom,
              caption=f"image {image.id} · {image.source_name} · {image.width}×{image.height} · {image.split}")
 
 
@@ -98,8 +99,8 @@ def _answer_buttons(project: Project) -> None:
             st.button(f"{i + 1} · {name}", key=f"class{i}", shortcut=str(i + 1), on_click=_save,
                       args=("class", i), type="primary", use_container_width=True)
     cols = st.columns(4)
-    cols[0].button("Skip (S)", shortcut="s", on_click=_skip, use_container_width=True)
-    cols[1].button("Undo (U)", shortcut="u", on_click=_undo, use_container_width=True)
+    cols[0].button("Skip", shortcut="s", on_click=_skip, use_container_width=True)
+    cols[1].button("Undo", shortcut="u", on_click=_undo, use_container_width=True)
     cols[2].button("Unsure", on_click=_save, args=("uncertain",), use_container_width=True)
     cols[3].button("Exclude", on_click=_save, args=("exclude",), help="poor quality / wrong body part",
                    use_container_width=True)
