@@ -10,7 +10,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywher
 
 from app import state
 from app.resources import get_store
-from app.views import label, projects
+from app.views import label, projects, train
+from app.worker_control import ensure_worker
 from db.projects import list_projects
 
 
@@ -28,6 +29,7 @@ def sidebar() -> None:
         state.put(state.PROJECT, picked)
     name = st.sidebar.text_input("annotator", value=state.get(state.ANNOTATOR) or state.default_annotator())
     state.put(state.ANNOTATOR, name.strip() or state.default_annotator())
+    st.sidebar.caption(ensure_worker(get_store()))
     st.sidebar.caption("Research use only — not for clinical diagnosis.")
 
 
@@ -35,6 +37,7 @@ st.set_page_config(page_title="MedSSL Studio", layout="wide")
 sidebar()
 navigation = st.navigation([
     st.Page(projects.render, title="Projects", url_path="projects", default=True),
-    st.Page(label.render_page, title="Label", url_path="label"),
+    st.Page(label.render, title="Label", url_path="label"),
+    st.Page(train.render, title="Train", url_path="train"),
 ])
 navigation.run()

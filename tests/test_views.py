@@ -11,6 +11,23 @@ def _app() -> AppTest:
     return AppTest.from_file(str(REPO_ROOT / "app" / "main.py"), default_timeout=30)
 
 
+def _page_app(page_module: str) -> AppTest:
+    def page(module_name: str) -> None:
+        import importlib
+
+        from app import state
+        from app.resources import get_store
+        from db.projects import list_projects
+
+        with get_store().sessions.begin() as session:
+            projects = list_projects(session)
+        state.put(state.PROJECT, projects[0].id if projects else None)
+        state.put(state.ANNOTATOR, "dr_r")
+        importlib.import_module(module_name).render()
+
+    return AppTest.from_function(page, args=(page_module,), default_timeout=30)
+
+
 def test_projects_page_empty_state_explains_how_to_start() -> None:
     at = _app().run()
     assert not at.exception
@@ -27,26 +44,8 @@ def test_projects_page_shows_counts_of_an_imported_project() -> None:
     assert metrics["images"] == "550" and metrics["labeled"] == "550" and metrics["unlabeled"] == "0"
 
 
-def _label_app() -> AppTest:
-    def page() -> None:
-        import streamlit as st  # noqa: F401
-
-        from app import state
-        from app.resources import get_store
-        from app.views import label
-        from db.projects import list_projects
-
-        with get_store().sessions.begin() as session:
-            projects = list_projects(session)
-        state.put(state.PROJECT, projects[0].id if projects else None)
-        state.put(state.ANNOTATOR, "dr_r")
-        label.render_page()
-
-    return AppTest.from_function(page, default_timeout=30)
-
-
 def test_label_page_without_project_says_what_to_do() -> None:
-    at = _label_app().run()
+    at = _page_app("app.views.label").run()
     assert not at.exception and any("Create or import a project" in i.value for i in at.info)
 
 
@@ -65,7 +64,7 @@ def test_label_page_saves_with_annotator_moves_on_and_undoes(tmp_path) -> None:
         cv2.imwrite(str(folder / f"{i}.png"), np.full((32, 32), 60 * i, np.uint8))
     assert main(["import", "--project", "cx", "--task", "multiclass", "--classes", "normal,pneumonia",
                  "--source", str(folder)]) == 0
-    at = _label_app().run()
+    at = _page_app("app.views.label").run()
     assert not at.exception
     first_caption = at.get("image")[0].captions[0]
     assert at.button(key="class1").label == "2 · pneumonia"
@@ -81,3 +80,31 @@ def test_label_page_saves_with_annotator_moves_on_and_undoes(tmp_path) -> None:
     with store.sessions.begin() as s:
         assert [r.kind for r in s.scalars(select(Label).order_by(Label.id))] == ["class", "retract"]
     store.dispose()
+
+
+def test_train_page_enqueues_a_job_and_lists_it(tmp_path) -> None:
+    import cv2
+    import numpy as np
+    from sqlalchemy import select
+
+    from db.config import StoreConfig
+    from db.models import Job
+    from db.store import open_store
+
+    assert not _page_app("app.views.train").run().exception      # empty state
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.png"), np.full((16, 16), 5, np.uint8))
+    assert main(["import", "--project", "cx", "--task", "multiclass", "--classes", "a,b", "--source",
+                 str(folder)]) == 0
+    at = _page_app("app.views.train").run()
+    assert not at.exception
+    at.selectbox[0].select("Mean Teacher")
+    at.button[0].click().run()          # the form's submit button
+    assert not at.exception
+    store = open_store(StoreConfig.from_env())
+    with store.sessions.begin() as s:
+        job = s.scalars(select(Job)).one()
+        assert (job.kind, job.status, job.params["method"]) == ("train", "queued", "mean_teacher")
+    store.dispose()
+    assert any("#1 train · queued" in p.proto.text for p in at.get("progress"))

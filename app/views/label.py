@@ -9,7 +9,8 @@ from sqlalchemy import select
 
 from app import state
 from app.resources import get_store
-from app.widgets.image import load_display, render, window_range
+from app.widgets.image import load_display, window_range
+from app.widgets.image import render as render_pixels
 from db.analysis import next_to_label
 from db.images import resolve_path
 from db.labels import LabelError, add_label, add_skip, history, retract_last
@@ -82,7 +83,7 @@ def _show_image(store, image: Image) -> None:
     zoom = controls[0 if window is None else 2].select_slider(
         "zoom", ["fit", 256, 384, 512, 768, 1024], value="fit", help="fit = the width of this column")
     invert = controls[2].toggle("invert")
-    st.image(render(pixels, window, invert), width="stretch" if zoom == "fit" else zoom,
+    st.image(render_pixels(pixels, window, invert), width="stretch" if zoom == "fit" else zoom,
              caption=f"image {image.id} · {image.source_name} · {image.width}×{image.height} · {image.split}")
 
 
@@ -128,7 +129,7 @@ def _suggestion(session, project: Project, image: Image, checkpoint_id: int | No
                    + (f" · teacher–student disagreement {score.disagreement:.3f}" if score.disagreement is not None else ""))
 
 
-def render_page() -> None:
+def render() -> None:
     store = get_store()
     with store.sessions.begin() as session:
         project = session.get(Project, state.get(state.PROJECT) or 0)

@@ -1,0 +1,101 @@
+"""Train page: choose a method -> Job row; live progress (fragment polling the Job row); checkpoints."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+from sqlalchemy import select
+
+from app import state
+from app.resources import get_store
+from db.jobs import enqueue, job_dict, request_cancel
+from db.models import Job, Project
+from db.projects import get_or_create_annotator
+from db.results import list_checkpoints, set_active
+
+CLASSIFICATION_METHODS = {"SRC-MT (relation-driven mean teacher)": "src_mt", "Mean Teacher": "mean_teacher",
+                          "S²MTS² (self-supervised pre-training + MT)": "s2mts2",
+                          "Supervised only (shadow baseline)": "supervised"}
+BACKBONES = {"compact CNN (fast on CPU)": "compact_cnn", "ResNet-18 (small input)": "resnet18_small",
+             "DenseNet-121 (GPU)": "densenet121"}
+
+
+def _enqueue_form(project: Project) -> None:
+    with st.form("train"):
+        cols = st.columns(4)
+        method = cols[0].selectbox("method", list(CLASSIFICATION_METHODS))
+        backbone = cols[1].selectbox("backbone", list(BACKBONES))
+        epochs = cols[2].number_input("epochs", 1, 500, 10)
+        budget = cols[3].number_input("time budget (min, 0 = none)", 0.0, 600.0, 0.0, step=1.0)
+        if st.form_submit_button("Start training", type="primary"):
+            params = {"method": CLASSIFICATION_METHODS[method], "backbone": BACKBONES[backbone],
+                      "epochs": int(epochs)}
+            if budget:
+                params["budget_minutes"] = float(budget)
+            with get_store().sessions.begin() as session:
+                creator = get_or_create_annotator(session, state.get(state.ANNOTATOR) or state.default_annotator())
+                job = enqueue(session, "train", params, project_id=project.id, created_by=creator.id)
+            st.toast(f"queued train job {job.id}")
+
+
+def _cancel(job_id: int) -> None:
+    with get_store().sessions.begin() as session:
+        request_cancel(session, job_id)
+
+
+@st.fragment(run_every=2.0)
+def job_progress(project_id: int) -> None:
+    """Re-runs every 2 s on its own, so the page never blocks on training."""
+    with get_store().sessions.begin() as session:
+        jobs = [job_dict(j) for j in session.scalars(select(Job).where(Job.project_id == project_id)
+                                                     .order_by(Job.id.desc()).limit(10))]
+    if not jobs:
+        st.caption("No jobs yet.")
+        return
+    for job in jobs:
+        if job["status"] in ("queued", "running"):
+            cols = st.columns([5, 1])
+            cols[0].progress(job["progress"], text=f"#{job['id']} {job['kind']} · {job['status']} · "
+                                                   f"{job['message'] or ''}")
+            cols[1].button("Cancel", key=f"cancel{job['id']}", on_click=_cancel, args=(job["id"],))
+            curve = (job["metrics"] or {}).get("curve")
+            if curve:
+                st.line_chart(pd.DataFrame(curve).set_index("epoch")[["val_auc"]], height=180)
+    table = pd.DataFrame([{k: j[k] for k in ("id", "kind", "status", "progress", "attempts", "message")}
+                          for j in jobs])
+    st.dataframe(table, hide_index=True, width="stretch")
+
+
+def _checkpoints(project: Project) -> None:
+    with get_store().sessions.begin() as session:
+        rows = list_checkpoints(session, project.id)
+        table = pd.DataFrame([{"id": c.id, "active": c.is_active, "method": c.method, "backbone": c.backbone,
+                               "val AUC": ((c.metrics.get("val") or {}).get(c.metrics.get("role") or "student")
+                                           or {}).get("auc"),
+                               "labels used": c.labels_used, "created": c.created_at} for c in rows])
+    if table.empty:
+        st.caption("No checkpoints yet.")
+        return
+    st.dataframe(table, hide_index=True, width="stretch")
+    pick = st.selectbox("active checkpoint (roll back by choosing an older one)", table["id"].tolist(),
+                        index=int(table.index[table["active"]].tolist()[0]) if table["active"].any() else 0)
+    if st.button("Set active") and pick is not None:
+        with get_store().sessions.begin() as session:
+            set_active(session, int(pick))
+        st.toast(f"checkpoint {pick} is active")
+
+
+def render() -> None:
+    with get_store().sessions.begin() as session:
+        project = session.get(Project, state.get(state.PROJECT) or 0)
+    if project is None:
+        st.info("Create or import a project first (Projects page).")
+        return
+    st.title(f"Train · {project.name}")
+    if project.task == "segmentation":
+        st.info("Segmentation methods (SECL) arrive with the segmentation engine.")
+    else:
+        _enqueue_form(project)
+    st.subheader("Jobs")
+    job_progress(project.id)
+    st.subheader("Checkpoints")
+    _checkpoints(project)
