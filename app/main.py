@@ -9,8 +9,8 @@ import streamlit as st
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere: find app/, db/, engine/
 
 from app import state
+from app.navigation import pages
 from app.resources import get_store
-from app.views import label, projects, train
 from app.worker_control import ensure_worker
 from db.projects import list_projects
 
@@ -35,9 +35,5 @@ def sidebar() -> None:
 
 st.set_page_config(page_title="MedSSL Studio", layout="wide")
 sidebar()
-navigation = st.navigation([
-    st.Page(projects.render, title="Projects", url_path="projects", default=True),
-    st.Page(label.render, title="Label", url_path="label"),
-    st.Page(train.render, title="Train", url_path="train"),
-])
+navigation = st.navigation(list(pages().values()))
 navigation.run()

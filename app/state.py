@@ -13,6 +13,7 @@ ANNOTATOR = "annotator_name"
 SESSION_START = "session_started_at"
 LAST_SAVED = "label.last_saved_image_id"
 SHOW_MODEL = "label.show_model"
+PINNED_QUEUE = "label.pinned_queue"   # ids chosen on Uncertain/Explore, labeled before the ranked queue
 
 
 def default_annotator() -> str:

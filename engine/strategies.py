@@ -5,8 +5,8 @@ them (through `Candidates`) and returns unlabeled image ids, best first. Pure nu
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 from scipy import sparse

@@ -64,6 +64,12 @@ def _undo() -> None:
 def _pick_image(session, project: Project, annotator_id: int, checkpoint_id: int | None) -> Image | None:
     image_id = state.get(state.CURRENT_IMAGE)
     image = session.get(Image, image_id) if image_id else None
+    pinned = state.get(state.PINNED_QUEUE) or []
+    while (image is None or image.project_id != project.id or image.label_status not in QUEUE_STATUSES) and pinned:
+        image = session.get(Image, pinned.pop(0))
+        state.put(state.PINNED_QUEUE, pinned)
+    if image is not None and image.project_id == project.id:
+        state.put(state.CURRENT_IMAGE, image.id)
     if image is None or image.project_id != project.id:
         image_id = next_to_label(session, project.id, annotator_id, checkpoint_id, state.session_start())
         image = session.get(Image, image_id) if image_id else None

@@ -1,0 +1,75 @@
+"""Read-only queries for the pages, returned as DataFrames (cached briefly; writes clear the cache)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+from sqlalchemy import select
+
+from app.resources import get_store
+from db.models import Checkpoint, Image, Label, Prediction, Project, Projection, UncertaintyScore
+
+
+def active_checkpoint_id(project_id: int) -> int | None:
+    with get_store().sessions.begin() as session:
+        return session.scalar(select(Checkpoint.id).where(Checkpoint.project_id == project_id,
+                                                          Checkpoint.is_active.is_(True)))
+
+
+def _names(classes: list[str], value) -> str:
+    if value is None:
+        return ""
+    return ", ".join(classes[i] for i in value) if isinstance(value, list) else classes[value]
+
+
+@st.cache_data(ttl=5, show_spinner=False)
+def image_frame(project_id: int, checkpoint_id: int | None) -> pd.DataFrame:
+    """One row per image: split, status, current label, and (with a checkpoint) map position, prediction
+    and uncertainty. One joined query, so the 50k-point map loads in one round trip."""
+    with get_store().sessions.begin() as session:
+        classes = session.get(Project, project_id).classes
+        columns = [Image.id, Image.split, Image.label_status, Image.source_name, Label.value]
+        query = select(*columns).outerjoin(Label, Label.id == Image.current_label_id)
+        if checkpoint_id is not None:
+            query = (query.add_columns(Projection.x, Projection.y, Prediction.predicted, Prediction.probs,
+                                       UncertaintyScore.entropy, UncertaintyScore.margin,
+                                       UncertaintyScore.least_confidence, UncertaintyScore.disagreement,
+                                       UncertaintyScore.acquisition_rank)
+                     .outerjoin(Projection, (Projection.image_id == Image.id)
+                                & (Projection.checkpoint_id == checkpoint_id))
+                     .outerjoin(Prediction, (Prediction.image_id == Image.id)
+                                & (Prediction.checkpoint_id == checkpoint_id))
+                     .outerjoin(UncertaintyScore, (UncertaintyScore.image_id == Image.id)
+                                & (UncertaintyScore.checkpoint_id == checkpoint_id)))
+        rows = session.execute(query.where(Image.project_id == project_id).order_by(Image.id)).all()
+    names = ["image_id", "split", "status", "source_name", "label_value"]
+    if checkpoint_id is not None:
+        names += ["x", "y", "predicted_value", "probs", "entropy", "margin", "least_confidence", "disagreement",
+                  "acquisition_rank"]
+    frame = pd.DataFrame([tuple(r) for r in rows], columns=names)
+    labels = [r[4] for r in rows]          # raw JSON values: pandas would turn ints with gaps into floats
+    frame["label"] = [_names(classes, v) or "unlabeled" for v in labels]
+    if checkpoint_id is not None:
+        predicted = [r[7] for r in rows]
+        frame["predicted"] = [_names(classes, v) for v in predicted]
+        frame["model_disagrees"] = [lv is not None and pv is not None and lv != pv
+                                    for lv, pv in zip(labels, predicted)]
+    return frame
+
+
+def thumbnails(image_ids: list[int], size: int = 96) -> list[np.ndarray]:
+    """Small uint8 previews from the stored originals (windowed when deep)."""
+    import cv2
+
+    from app.widgets.image import render
+    from db.images import resolve_path
+    from engine.data.io import load_original
+
+    store = get_store()
+    with store.sessions.begin() as session:
+        paths = dict(session.execute(select(Image.id, Image.stored_path).where(Image.id.in_(image_ids))).all())
+    out = []
+    for image_id in image_ids:
+        pixels = render(load_original(resolve_path(store.config.home, paths[image_id])))
+        out.append(cv2.resize(pixels, (size, size), interpolation=cv2.INTER_AREA))
+    return out

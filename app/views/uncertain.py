@@ -1,0 +1,48 @@
+"""Uncertain cases: the unlabeled pool ranked by the active checkpoint, every score shown; label these next."""
+from __future__ import annotations
+
+import streamlit as st
+
+from app import state
+from app.navigation import open_in_label
+from app.queries import active_checkpoint_id, image_frame, thumbnails
+from app.resources import get_store
+from db.models import Project
+
+SCORES = ["entropy", "margin", "least_confidence", "disagreement"]
+
+
+def _label_next(ids: list[int]) -> None:
+    state.put(state.PINNED_QUEUE, [int(i) for i in ids[1:]])
+    open_in_label(ids[0])
+
+
+def render() -> None:
+    with get_store().sessions.begin() as session:
+        project = session.get(Project, state.get(state.PROJECT) or 0)
+    if project is None:
+        st.info("Create or import a project first (Projects page).")
+        return
+    st.title(f"Uncertain cases · {project.name}")
+    checkpoint_id = active_checkpoint_id(project.id)
+    frame = image_frame(project.id, checkpoint_id) if checkpoint_id else None
+    if frame is None or frame["acquisition_rank"].isna().all():
+        st.info("No ranking yet: train a model; its analysis ranks the unlabeled images.")
+        return
+    top_n = st.slider("how many", 5, 100, 20, step=5)
+    ranked = frame.dropna(subset=["acquisition_rank"]).sort_values("acquisition_rank").head(top_n)
+    table = ranked[["image_id", "acquisition_rank", "predicted", *SCORES]].rename(
+        columns={"acquisition_rank": "rank"})
+    table.insert(1, "preview", [_data_url(t) for t in thumbnails(ranked["image_id"].astype(int).tolist(), 64)])
+    st.dataframe(table, hide_index=True, width="stretch",
+                 column_config={"preview": st.column_config.ImageColumn("preview", width="small")})
+    st.button(f"Label these {len(ranked)} next", type="primary", on_click=_label_next,
+              args=(ranked["image_id"].astype(int).tolist(),))
+
+
+def _data_url(pixels) -> str:
+    import base64
+
+    from engine.data.io import encode_png_bytes
+
+    return "data:image/png;base64," + base64.b64encode(encode_png_bytes(pixels)).decode()
