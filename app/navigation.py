@@ -5,13 +5,14 @@ import streamlit as st
 
 
 def pages() -> dict[str, st.Page]:
-    from app.views import explore, label, projects, train, uncertain
+    from app.views import explore, label, projects, relations, train, uncertain
 
     return {
         "projects": st.Page(projects.render, title="Projects", url_path="projects", default=True),
         "label": st.Page(label.render, title="Label", url_path="label"),
         "train": st.Page(train.render, title="Train", url_path="train"),
         "explore": st.Page(explore.render, title="Explore", url_path="explore"),
+        "relations": st.Page(relations.render, title="Relations", url_path="relations"),
         "uncertain": st.Page(uncertain.render, title="Uncertain cases", url_path="uncertain"),
     }
 

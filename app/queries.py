@@ -73,3 +73,30 @@ def thumbnails(image_ids: list[int], size: int = 96) -> list[np.ndarray]:
         pixels = render(load_original(resolve_path(store.config.home, paths[image_id])))
         out.append(cv2.resize(pixels, (size, size), interpolation=cv2.INTER_AREA))
     return out
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def relation_edges(checkpoint_id: int) -> pd.DataFrame:
+    """All kNN edges of a checkpoint (source, target, rank, similarity)."""
+    from db.models import RelationEdge
+
+    with get_store().sessions.begin() as session:
+        rows = session.execute(select(RelationEdge.source_image_id, RelationEdge.target_image_id,
+                                      RelationEdge.rank, RelationEdge.similarity)
+                               .where(RelationEdge.checkpoint_id == checkpoint_id)).all()
+    return pd.DataFrame([tuple(r) for r in rows], columns=["source", "target", "rank", "similarity"])
+
+
+def neighbour_disagreement(frame: pd.DataFrame, edges: pd.DataFrame, min_labeled: int = 3) -> pd.DataFrame:
+    """Labeled images whose labeled neighbours mostly carry another label: possible label errors."""
+    labels = frame.set_index("image_id")["label"]
+    labeled = labels[labels != "unlabeled"]
+    pairs = edges[edges["source"].isin(labeled.index) & edges["target"].isin(labeled.index)].copy()
+    pairs["source_label"] = labeled.reindex(pairs["source"]).to_numpy()
+    pairs["target_label"] = labeled.reindex(pairs["target"]).to_numpy()
+    pairs["disagrees"] = pairs["source_label"] != pairs["target_label"]
+    summary = pairs.groupby("source").agg(labeled_neighbours=("target", "size"), disagreeing=("disagrees", "sum"),
+                                          label=("source_label", "first"))
+    summary["share"] = summary["disagreeing"] / summary["labeled_neighbours"]
+    flagged = summary[(summary["labeled_neighbours"] >= min_labeled) & (summary["share"] > 0.5)]
+    return flagged.sort_values(["share", "labeled_neighbours"], ascending=False).reset_index(names="image_id")

@@ -32,7 +32,7 @@ def _n_points(trace: dict) -> int:
     return len(x)
 
 
-def test_explore_and_uncertain_pages(analyzed_project) -> None:
+def test_explore_uncertain_and_relations_pages(analyzed_project) -> None:
     at = _page_app("app.views.explore").run()
     assert not at.exception
     chart = at.get("plotly_chart")[0]
@@ -50,9 +50,29 @@ def test_explore_and_uncertain_pages(analyzed_project) -> None:
     assert at.session_state["label.current_image_id"] == first
     assert at.session_state["label.pinned_queue"] == [int(i) for i in table["image_id"].iloc[1:]]
 
+    at = _page_app("app.views.relations").run()
+    assert not at.exception
+    assert len(at.get("image")[0].proto.imgs) == 11          # the case and its 10 neighbours
+    assert at.get("plotly_chart")
+    assert any(s.value.startswith("Possible label errors") for s in at.subheader)
+
+
+def test_neighbour_disagreement_flags_a_case_its_labeled_neighbours_contradict() -> None:
+    import pandas as pd
+
+    from app.queries import neighbour_disagreement
+
+    frame = pd.DataFrame({"image_id": [1, 2, 3, 4, 5], "label": ["a", "b", "b", "b", "unlabeled"]})
+    edges = pd.DataFrame({"source": [1, 1, 1, 1, 2, 2, 2], "target": [2, 3, 4, 5, 3, 4, 1],
+                          "rank": [0, 1, 2, 3, 0, 1, 2], "similarity": [0.9] * 7})
+    flagged = neighbour_disagreement(frame, edges)
+    assert flagged["image_id"].tolist() == [1]               # 3 of 3 labeled neighbours say 'b'
+    assert flagged["share"].iloc[0] == 1.0
+
 
 def test_pages_without_model_explain_the_next_step(tmp_path) -> None:
     _import(*_chest_slice(tmp_path, 30, 10))
-    for module, text in (("app.views.explore", "No model yet"), ("app.views.uncertain", "No ranking yet")):
+    for module, text in (("app.views.explore", "No model yet"), ("app.views.uncertain", "No ranking yet"),
+                         ("app.views.relations", "No relation graph yet")):
         at = _page_app(module).run()
         assert not at.exception and any(text in info.value for info in at.info)

@@ -21,3 +21,26 @@ def umap_scatter(frame: pd.DataFrame, color_by: str) -> go.Figure:
     fig.update_layout(height=620, margin={"l": 10, "r": 10, "t": 30, "b": 10}, dragmode="lasso",
                       xaxis={"visible": False}, yaxis={"visible": False}, legend_title_text=color_by)
     return fig
+
+
+def relation_graph(center: int, nodes: pd.DataFrame, edges: pd.DataFrame) -> go.Figure:
+    """Star-and-mesh graph of a case and its neighbours: nodes coloured by label, edge width = similarity.
+
+    nodes: image_id, label, x, y (layout positions); edges: source, target, similarity (within nodes).
+    """
+    position = nodes.set_index("image_id")[["x", "y"]]
+    fig = go.Figure()
+    for edge in edges.itertuples():
+        (x0, y0), (x1, y1) = position.loc[edge.source], position.loc[edge.target]
+        fig.add_trace(go.Scatter(x=[x0, x1], y=[y0, y1], mode="lines", hoverinfo="skip", showlegend=False,
+                                 line={"width": max(0.5, 8 * float(edge.similarity) ** 4), "color": "#9aa5b1"}))
+    for label, group in nodes.groupby("label"):
+        fig.add_trace(go.Scatter(x=group["x"], y=group["y"], mode="markers+text", name=label,
+                                 text=[str(i) for i in group["image_id"]], textposition="top center",
+                                 marker={"size": [26 if i == center else 16 for i in group["image_id"]],
+                                         "line": {"width": 1, "color": "white"}},
+                                 customdata=group[["image_id"]], hovertemplate="image %{customdata[0]}<extra>"
+                                 + str(label) + "</extra>"))
+    fig.update_layout(height=460, margin={"l": 10, "r": 10, "t": 10, "b": 10}, xaxis={"visible": False},
+                      yaxis={"visible": False}, legend_title_text="label")
+    return fig

@@ -1,0 +1,64 @@
+"""Relations: a case's nearest neighbours in the model's feature space ("analogous cases") as an image
+strip and a graph, and flags for labeled cases whose labeled neighbours disagree (possible label errors)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from app import state
+from app.navigation import open_in_label
+from app.queries import active_checkpoint_id, image_frame, neighbour_disagreement, relation_edges, thumbnails
+from app.resources import get_store
+from app.widgets.charts import relation_graph
+from db.models import Project
+
+
+def _layout(center: int, neighbours: pd.DataFrame) -> pd.DataFrame:
+    """Centre in the middle, neighbours on a circle, closer when more similar."""
+    angles = np.linspace(0, 2 * np.pi, len(neighbours), endpoint=False)
+    radius = 1.5 - neighbours["similarity"].to_numpy()
+    return pd.DataFrame({"image_id": [center, *neighbours["target"]],
+                         "x": [0.0, *(radius * np.cos(angles))], "y": [0.0, *(radius * np.sin(angles))]})
+
+
+def render() -> None:
+    with get_store().sessions.begin() as session:
+        project = session.get(Project, state.get(state.PROJECT) or 0)
+    if project is None:
+        st.info("Create or import a project first (Projects page).")
+        return
+    st.title(f"Relations · {project.name}")
+    checkpoint_id = active_checkpoint_id(project.id)
+    edges = relation_edges(checkpoint_id) if checkpoint_id else pd.DataFrame()
+    if edges.empty:
+        st.info("No relation graph yet: it is computed by the analysis after training.")
+        return
+    frame = image_frame(project.id, checkpoint_id).set_index("image_id")
+    flagged = neighbour_disagreement(frame.reset_index(), edges)
+    default = state.get(state.CURRENT_IMAGE) or int(flagged["image_id"].iloc[0] if len(flagged) else frame.index[0])
+    case = int(st.number_input("case (image id)", min_value=int(frame.index.min()), max_value=int(frame.index.max()),
+                               value=int(default) if default in frame.index else int(frame.index[0])))
+    if case not in frame.index:
+        st.warning(f"No image {case} in this project.")
+        return
+    neighbours = edges[edges["source"] == case].sort_values("rank")
+    row = frame.loc[case]
+    st.write(f"**image {case}** · label **{row['label']}** · model **{row['predicted']}**")
+    labeled = frame.loc[neighbours["target"]]
+    labeled = labeled[labeled["label"] != "unlabeled"]
+    if row["label"] != "unlabeled" and len(labeled) >= 3 and (labeled["label"] != row["label"]).mean() > 0.5:
+        st.warning(f"Possible label error: {int((labeled['label'] != row['label']).sum())} of {len(labeled)} "
+                   f"labeled neighbours are not '{row['label']}'.")
+    ids = [case, *neighbours["target"].astype(int)]
+    captions = [f"{i} · {frame.loc[i, 'label']}" + ("" if i == case else
+                f" · sim {neighbours.set_index('target').loc[i, 'similarity']:.2f}") for i in ids]
+    st.image(thumbnails(ids, 112), caption=captions, width=112)
+    nodes = _layout(case, neighbours)
+    nodes["label"] = frame.loc[nodes["image_id"], "label"].to_numpy()
+    within = edges[edges["source"].isin(ids) & edges["target"].isin(ids)]
+    st.plotly_chart(relation_graph(case, nodes, within), width="stretch")
+    st.button("Open this case in Label", on_click=open_in_label, args=(case,))
+    st.subheader(f"Possible label errors ({len(flagged)})")
+    st.caption("Labeled cases where most labeled neighbours carry another label.")
+    st.dataframe(flagged, hide_index=True, width="stretch")
