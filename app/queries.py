@@ -7,13 +7,13 @@ import streamlit as st
 from sqlalchemy import select
 
 from app.resources import get_store
-from db.models import Checkpoint, Image, Label, Prediction, Project, Projection, UncertaintyScore
+from db import results
+from db.models import Image, Label, Prediction, Project, Projection, UncertaintyScore
 
 
 def active_checkpoint_id(project_id: int) -> int | None:
     with get_store().sessions.begin() as session:
-        return session.scalar(select(Checkpoint.id).where(Checkpoint.project_id == project_id,
-                                                          Checkpoint.is_active.is_(True)))
+        return results.active_checkpoint_id(session, project_id)
 
 
 def _names(classes: list[str], value) -> str:

@@ -21,7 +21,13 @@ FINISHED = (JobStatus.DONE.value, JobStatus.FAILED.value, JobStatus.CANCELLED.va
 
 
 def enqueue(session: Session, kind: str, params: dict[str, Any], project_id: int | None = None,
-            created_by: int | None = None, max_attempts: int = 3) -> Job:
+            created_by: int | None = None, max_attempts: int = 3, dedupe: bool = False) -> Job:
+    """Add a job; with `dedupe`, an identical job still waiting in the queue is returned instead."""
+    if dedupe:
+        for waiting in session.scalars(select(Job).where(Job.kind == kind, Job.project_id == project_id,
+                                                         Job.status == JobStatus.QUEUED.value)):
+            if waiting.params == params:
+                return waiting
     job = Job(kind=kind, params=params, project_id=project_id, created_by=created_by,
               max_attempts=max_attempts, status=JobStatus.QUEUED.value, progress=0.0, metrics={})
     session.add(job)

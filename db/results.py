@@ -32,6 +32,11 @@ def set_active(session: Session, checkpoint_id: int) -> Checkpoint:
     return checkpoint
 
 
+def active_checkpoint_id(session: Session, project_id: int) -> int | None:
+    return session.scalar(select(Checkpoint.id).where(Checkpoint.project_id == project_id,
+                                                      Checkpoint.is_active.is_(True)))
+
+
 def list_checkpoints(session: Session, project_id: int) -> list[Checkpoint]:
     return list(session.scalars(select(Checkpoint).where(Checkpoint.project_id == project_id)
                                 .order_by(Checkpoint.id)))

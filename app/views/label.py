@@ -14,15 +14,11 @@ from app.widgets.image import render as render_pixels
 from db.analysis import next_to_label
 from db.images import resolve_path
 from db.labels import LabelError, add_label, add_skip, history, retract_last
-from db.models import Checkpoint, Image, Prediction, Project, UncertaintyScore
+from db.models import Image, Prediction, Project, UncertaintyScore
 from db.projects import get_or_create_annotator
+from db.results import active_checkpoint_id
 
 QUEUE_STATUSES = ("unlabeled", "uncertain")
-
-
-def _active_checkpoint(session, project_id: int) -> int | None:
-    return session.scalar(select(Checkpoint.id).where(Checkpoint.project_id == project_id,
-                                                      Checkpoint.is_active.is_(True)))
 
 
 def _save(kind: str, value=None) -> None:
@@ -143,7 +139,7 @@ def render() -> None:
             st.info("Create or import a project first (Projects page).")
             return
         annotator = get_or_create_annotator(session, state.get(state.ANNOTATOR) or state.default_annotator())
-        checkpoint_id = _active_checkpoint(session, project.id)
+        checkpoint_id = active_checkpoint_id(session, project.id)
         image = _pick_image(session, project, annotator.id, checkpoint_id)
         st.title(f"Label · {project.name}")
         if image is None:

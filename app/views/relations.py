@@ -52,7 +52,7 @@ def render() -> None:
                    f"labeled neighbours are not '{row['label']}'.")
     ids = [case, *neighbours["target"].astype(int)]
     captions = [f"{i} · {frame.loc[i, 'label']}" + ("" if i == case else
-                f" · sim {neighbours.set_index('target').loc[i, 'similarity']:.2f}") for i in ids]
+                f" · sim {neighbours.set_index('target').loc[i, 'similarity']:.3f}") for i in ids]
     st.image(thumbnails(ids, 112), caption=captions, width=112)
     nodes = _layout(case, neighbours)
     nodes["label"] = frame.loc[nodes["image_id"], "label"].to_numpy()

@@ -13,8 +13,12 @@ def umap_scatter(frame: pd.DataFrame, color_by: str) -> go.Figure:
     """WebGL scatter (stays responsive at 50k points); hover shows id, label, prediction and scores."""
     column = COLOR_COLUMNS[color_by]
     continuous = column in ("entropy", "disagreement")
+    if not continuous:  # unlabeled points first (drawn underneath) in a quiet grey; classes in strong colours
+        frame = frame.assign(_order=(frame[column] != "unlabeled").astype(int)).sort_values("_order", kind="stable")
+    palette = dict(zip(sorted(set(frame[column].astype(str)) - {"unlabeled"}), px.colors.qualitative.Bold))
     fig = px.scatter(frame, x="x", y="y", color=column, render_mode="webgl",
                      custom_data=["image_id"], color_continuous_scale="Viridis" if continuous else None,
+                     color_discrete_map={**palette, "unlabeled": "#c9ced6"},
                      hover_data={"image_id": True, "label": True, "predicted": True, "entropy": ":.3f",
                                  "x": False, "y": False})
     fig.update_traces(marker={"size": 5, "opacity": 0.8})

@@ -6,6 +6,7 @@ import sys
 
 from db.jobs import enqueue
 from db.projects import ProjectError, get_or_create_annotator, require_project, touch_project
+from db.results import active_checkpoint_id
 from db.status import alive_workers
 from engine.cli.common import UsageError, default_annotator, store_from_args
 
@@ -36,7 +37,7 @@ def register(subparsers, parents) -> None:
     p.set_defaults(handler=cmd_analyze)
 
 
-def _enqueue(args: argparse.Namespace, kind: str, params: dict) -> int:
+def _enqueue(args: argparse.Namespace, kind: str, params: dict, dedupe: bool = False) -> int:
     store = store_from_args(args)
     with store.sessions.begin() as session:
         try:
@@ -45,8 +46,10 @@ def _enqueue(args: argparse.Namespace, kind: str, params: dict) -> int:
             raise UsageError(str(error)) from error
         touch_project(session, project)
         creator = get_or_create_annotator(session, args.annotator)
-        job_id = enqueue(session, kind, {k: v for k, v in params.items() if v is not None},
-                         project_id=project.id, created_by=creator.id).id
+        params = {k: v for k, v in params.items() if v is not None}
+        if kind == "analyze" and "checkpoint_id" not in params:   # pin it, so equal requests dedupe
+            params["checkpoint_id"] = active_checkpoint_id(session, project.id)
+        job_id = enqueue(session, kind, params, project_id=project.id, created_by=creator.id, dedupe=dedupe).id
         workers = alive_workers(session)
     print(f"queued {kind} job {job_id}")
     if not args.wait:
@@ -79,4 +82,4 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    return _enqueue(args, "analyze", {"checkpoint_id": args.checkpoint})
+    return _enqueue(args, "analyze", {"checkpoint_id": args.checkpoint}, dedupe=True)

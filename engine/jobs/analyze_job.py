@@ -80,13 +80,16 @@ def run_analyze_job(ctx: JobContext) -> str:
     scores = uncertainty_scores(probs, task, preds.student_probs if has_teacher else None)
     t1 = time.perf_counter()
     ctx.report(progress=0.4, message="relation graph (kNN)", force=True)
-    knn = knn_graph(embeddings, min(KNN_K, max(len(rows) - 1, 1)))
+    # Pooled post-ReLU features are all positive, so raw cosine similarities crowd near 1; centring them
+    # (cosine of deviations from the mean, i.e. correlation) spreads the relation graph and the map.
+    centred = embeddings - embeddings.mean(axis=0, keepdims=True)
+    knn = knn_graph(centred, min(KNN_K, max(len(rows) - 1, 1)))
     timings["knn_s"] = time.perf_counter() - t1
     t2 = time.perf_counter()
     ctx.report(progress=0.55, message="2-D map", force=True)
-    coords, method = project_2d(embeddings, seed=0, knn=knn)
+    coords, method = project_2d(centred, seed=0, knn=knn)
     timings["projection_s"] = time.perf_counter() - t2
-    ranks = _rank_candidates(rows, embeddings, scores, knn, strategy, seed=checkpoint_id)
+    ranks = _rank_candidates(rows, centred, scores, knn, strategy, seed=checkpoint_id)
     t3 = time.perf_counter()
     ctx.report(progress=0.8, message="writing results", force=True)
     analysis = AnalysisRows(image_ids=ids, predicted=_predicted(probs, task), probs=probs,

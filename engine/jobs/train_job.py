@@ -96,6 +96,6 @@ def run_train_job(ctx: JobContext) -> str:
         checkpoint = add_checkpoint(session, project.id, ctx.job_id, cfg.method, cfg.backbone,
                                     Path(best).relative_to(store.config.home).as_posix(), cfg.to_dict(),
                                     metrics, snap.labels_used, snap.label_hash)
-        enqueue(session, "analyze", {"checkpoint_id": checkpoint.id}, project_id=project.id)
+        enqueue(session, "analyze", {"checkpoint_id": checkpoint.id}, project_id=project.id, dedupe=True)
     auc = (result.best_metrics.get(result.selected_role) or {}).get("auc")
     return f"checkpoint {checkpoint.id}: {cfg.method}, val AUC {auc}, {result.epochs_run:.1f} epochs ({result.stopped})"
