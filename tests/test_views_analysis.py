@@ -56,6 +56,11 @@ def test_explore_uncertain_and_relations_pages(analyzed_project) -> None:
     assert at.get("plotly_chart")
     assert any(s.value.startswith("Possible label errors") for s in at.subheader)
 
+    at = _page_app("app.views.models").run()
+    assert not at.exception
+    assert {m.label for m in at.metric} >= {"auc", "sensitivity", "specificity", "ece"}
+    assert len(at.get("plotly_chart")) == 3                  # ROC, confusion, reliability
+
 
 def test_neighbour_disagreement_flags_a_case_its_labeled_neighbours_contradict() -> None:
     import pandas as pd
@@ -73,6 +78,7 @@ def test_neighbour_disagreement_flags_a_case_its_labeled_neighbours_contradict()
 def test_pages_without_model_explain_the_next_step(tmp_path) -> None:
     _import(*_chest_slice(tmp_path, 30, 10))
     for module, text in (("app.views.explore", "No model yet"), ("app.views.uncertain", "No ranking yet"),
-                         ("app.views.relations", "No relation graph yet")):
+                         ("app.views.relations", "No relation graph yet"),
+                         ("app.views.models", "No checkpoints yet")):
         at = _page_app(module).run()
         assert not at.exception and any(text in info.value for info in at.info)

@@ -48,3 +48,33 @@ def relation_graph(center: int, nodes: pd.DataFrame, edges: pd.DataFrame) -> go.
     fig.update_layout(height=460, margin={"l": 10, "r": 10, "t": 10, "b": 10}, xaxis={"visible": False},
                       yaxis={"visible": False}, legend_title_text="label")
     return fig
+
+
+def roc_figure(roc: dict[str, dict[str, list[float]]], aucs: dict[str, float | None]) -> go.Figure:
+    fig = go.Figure(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dot", "color": "#bbb"},
+                               showlegend=False, hoverinfo="skip"))
+    for name, points in roc.items():
+        auc = aucs.get(name)
+        fig.add_trace(go.Scatter(x=points["fpr"], y=points["tpr"], mode="lines",
+                                 name=f"{name} (AUC {auc:.3f})" if auc is not None else name))
+    fig.update_layout(height=360, margin={"l": 10, "r": 10, "t": 30, "b": 10}, title="ROC",
+                      xaxis_title="1 − specificity", yaxis_title="sensitivity")
+    return fig
+
+
+def confusion_figure(matrix: list[list[int]], classes: list[str]) -> go.Figure:
+    fig = px.imshow(matrix, x=classes, y=classes, text_auto=True, color_continuous_scale="Blues",
+                    labels={"x": "predicted", "y": "true", "color": "images"})
+    fig.update_layout(height=360, margin={"l": 10, "r": 10, "t": 30, "b": 10}, title="Confusion matrix")
+    return fig
+
+
+def reliability_figure(bins: dict[str, list], ece: float | None) -> go.Figure:
+    fig = go.Figure(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dot", "color": "#bbb"},
+                               name="perfect calibration"))
+    fig.add_trace(go.Scatter(x=bins["confidence"], y=bins["accuracy"], mode="lines+markers", name="model",
+                             text=[f"{n} images" for n in bins["count"]]))
+    title = "Reliability" + (f" (ECE {ece:.3f})" if ece is not None else "")
+    fig.update_layout(height=360, margin={"l": 10, "r": 10, "t": 30, "b": 10}, title=title,
+                      xaxis_title="confidence", yaxis_title="observed accuracy")
+    return fig

@@ -11,8 +11,9 @@ from sqlalchemy import select
 
 from db.analysis import QUEUE_STATUSES, AnalysisRows, replace_analysis
 from db.enums import LabelStatus
-from db.models import Checkpoint, Image, Project
+from db.models import Checkpoint, Image, Label, Project
 from engine.data.cache import build_cache
+from engine.evaluation import evaluation_report
 from engine.infer import infer
 from engine.jobs import register_handler
 from engine.jobs.context import JobContext
@@ -96,14 +97,41 @@ def run_analyze_job(ctx: JobContext) -> str:
                             student_probs=preds.student_probs if has_teacher else None, scores=scores,
                             acquisition_rank=ranks, embeddings=embeddings, coords=coords,
                             projection_method=method, knn_indices=knn[0], knn_sims=knn[1])
+    evaluation = _evaluate_splits(store, project_id=ctx.project_id, ids=ids, probs=probs, task=task)
     with store.sessions.begin() as session:
         replace_analysis(session, checkpoint_id, analysis)
+        checkpoint = session.get(Checkpoint, checkpoint_id)
+        checkpoint.metrics = {**(checkpoint.metrics or {}), "evaluation": evaluation}
     timings["write_s"] = time.perf_counter() - t3
     timings["total_s"] = time.perf_counter() - t0
     ctx.report(metrics={"timings": {k: round(v, 2) for k, v in timings.items()}, "checkpoint_id": checkpoint_id},
                force=True)
     return (f"analyzed {len(rows)} images with checkpoint {checkpoint_id} ({method}, {strategy} ranking, "
             f"{timings['total_s']:.1f} s)")
+
+
+def _evaluate_splits(store, project_id: int, ids: np.ndarray, probs: np.ndarray, task: str) -> dict:
+    """Report per labeled split (val, test, train) for the Models page; empty splits are left out."""
+    with store.sessions.begin() as session:
+        project = session.get(Project, project_id)
+        classes = list(project.classes)
+        rows = session.execute(select(Image.id, Image.split, Label.value).join(
+            Label, Label.id == Image.current_label_id).where(Image.project_id == project_id)).all()
+    position = {int(image_id): n for n, image_id in enumerate(ids)}
+    report = {}
+    for split in ("val", "test", "train"):
+        chosen = [(position[r.id], r.value) for r in rows if r.split == split and r.id in position]
+        if len(chosen) < 2:
+            continue
+        index = np.array([c[0] for c in chosen])
+        if task == "multilabel":
+            labels = np.zeros((len(chosen), len(classes)), dtype=int)
+            for n, (_, value) in enumerate(chosen):
+                labels[n, value] = 1
+        else:
+            labels = np.array([c[1] for c in chosen], dtype=int)
+        report[split] = evaluation_report(probs[index], labels, task, classes)
+    return report
 
 
 def _checkpoint_size(path: Path) -> int:

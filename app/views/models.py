@@ -1,0 +1,85 @@
+"""Models & metrics: per-class AUC, ROC, confusion matrix, reliability for a checkpoint; compare two."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from app import state
+from app.resources import get_store
+from app.widgets.charts import confusion_figure, reliability_figure, roc_figure
+from db.models import Project
+from db.results import flipped_predictions, list_checkpoints
+
+HEADLINE = ["auc", "sensitivity", "specificity", "f1", "balanced_accuracy", "ece"]
+
+
+def _checkpoint_table(checkpoints) -> pd.DataFrame:
+    return pd.DataFrame([{"id": c.id, "active": c.is_active, "method": c.method, "labels used": c.labels_used,
+                          "label snapshot": (c.label_hash or "")[:10], "created": c.created_at}
+                         for c in checkpoints])
+
+
+def _report(checkpoint, split: str) -> dict | None:
+    return ((checkpoint.metrics or {}).get("evaluation") or {}).get(split)
+
+
+def _show_report(report: dict, classes: list[str]) -> None:
+    metrics = report["metrics"]
+    cols = st.columns(len(HEADLINE))
+    for col, key in zip(cols, HEADLINE):
+        value = metrics.get(key)
+        col.metric(key.replace("_", " "), "–" if value is None else f"{value:.3f}")
+    per_class = pd.DataFrame(metrics["per_class"]).T
+    st.dataframe(per_class, width="stretch")
+    left, middle, right = st.columns(3)
+    left.plotly_chart(roc_figure(report["roc"], {k: v.get("auc") for k, v in metrics["per_class"].items()}),
+                      width="stretch")
+    if "confusion" in report:
+        middle.plotly_chart(confusion_figure(report["confusion"], classes), width="stretch")
+    right.plotly_chart(reliability_figure(report["reliability"], metrics.get("ece")), width="stretch")
+
+
+def _compare(session, checkpoints, split: str) -> None:
+    st.subheader("Compare two checkpoints")
+    ids = [c.id for c in checkpoints]
+    cols = st.columns(2)
+    first = cols[0].selectbox("from", ids, index=max(len(ids) - 2, 0))
+    second = cols[1].selectbox("to", ids, index=len(ids) - 1)
+    by_id = {c.id: c for c in checkpoints}
+    a, b = _report(by_id[first], split), _report(by_id[second], split)
+    if a and b:
+        deltas = {k: (b["metrics"].get(k) or 0) - (a["metrics"].get(k) or 0) for k in HEADLINE}
+        st.dataframe(pd.DataFrame([deltas], index=[f"#{second} − #{first}"]), width="stretch")
+    flips = flipped_predictions(session, first, second)
+    st.caption(f"{len(flips)} predictions flipped between #{first} and #{second} (analyzed images only).")
+    if flips:
+        st.dataframe(pd.DataFrame(flips[:500], columns=["image_id", f"#{first}", f"#{second}"]),
+                     hide_index=True, width="stretch")
+
+
+def render() -> None:
+    store = get_store()
+    with store.sessions.begin() as session:
+        project = session.get(Project, state.get(state.PROJECT) or 0)
+        if project is None:
+            st.info("Create or import a project first (Projects page).")
+            return
+        st.title(f"Models & metrics · {project.name}")
+        checkpoints = list_checkpoints(session, project.id)
+        if not checkpoints:
+            st.info("No checkpoints yet: train a model on the Train page.")
+            return
+        st.dataframe(_checkpoint_table(checkpoints), hide_index=True, width="stretch")
+        active = next((c for c in checkpoints if c.is_active), checkpoints[-1])
+        chosen_id = st.selectbox("checkpoint", [c.id for c in checkpoints],
+                                 index=[c.id for c in checkpoints].index(active.id))
+        chosen = next(c for c in checkpoints if c.id == chosen_id)
+        splits = list(((chosen.metrics or {}).get("evaluation") or {}).keys())
+        if not splits:
+            st.info(f"Checkpoint {chosen.id} has no evaluation yet; it is computed by its analysis job.")
+        else:
+            split = st.segmented_control("evaluated on", splits, default=splits[0]) or splits[0]
+            st.caption("Selection used the val split only; test is reported, never selected on.")
+            _show_report(_report(chosen, split), list(project.classes))
+        if len(checkpoints) > 1:
+            _compare(session, checkpoints, splits[0] if splits else "val")
