@@ -5,7 +5,7 @@ import streamlit as st
 
 
 def pages() -> dict[str, st.Page]:
-    from app.views import explore, label, models, projects, relations, train, uncertain
+    from app.views import explore, export, label, models, projects, relations, train, uncertain
 
     return {
         "projects": st.Page(projects.render, title="Projects", url_path="projects", default=True),
@@ -15,6 +15,7 @@ def pages() -> dict[str, st.Page]:
         "relations": st.Page(relations.render, title="Relations", url_path="relations"),
         "uncertain": st.Page(uncertain.render, title="Uncertain cases", url_path="uncertain"),
         "models": st.Page(models.render, title="Models & metrics", url_path="models"),
+        "export": st.Page(export.render, title="Export", url_path="export"),
     }
 
 

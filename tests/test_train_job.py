@@ -53,6 +53,34 @@ def test_train_wait_runs_in_process_and_registers_active_checkpoint(tmp_path, ca
     assert status["checkpoints"]["count"] == 1 and active["method"] == "mean_teacher"
     assert active["labels_used"] == 60 + status["splits"]["val"]["labeled"]
     assert 0.5 < active["metrics"]["val"][active["metrics"]["role"]]["auc"] <= 1.0
+    _check_model_export(tmp_path, capsys)
+
+
+def _check_model_export(tmp_path, capsys) -> None:
+    """The exported TorchScript (preprocessing inside) reproduces the engine's own inference."""
+    import torch
+
+    from db.config import StoreConfig
+    from db.store import open_store
+    from engine.data.cache import build_cache
+    from engine.infer import infer
+
+    out = tmp_path / "export"
+    assert main(["export", "--project", "cx", "--what", "model", "--out", str(out)]) == 0
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "mean_teacher" in card and "not for clinical diagnosis" in card and "normal, pneumonia" in card
+    model = torch.jit.load(str(out / "model.torchscript.pt"))
+    store = open_store(StoreConfig.from_env())
+    with store.sessions.begin() as s:
+        checkpoint = s.scalars(select(Checkpoint)).one()
+        path = store.config.home / checkpoint.path
+    images = np.asarray(build_cache(store, 1, 64, 1).images[:8])
+    expected = infer(path, images).teacher_probs
+    got = model(torch.from_numpy(images).unsqueeze(1)).detach().numpy()
+    assert np.allclose(got, expected, atol=1e-4)
+    store.dispose()
+    assert main(["export", "--project", "cx", "--what", "predictions", "--out", str(tmp_path / "p.csv")]) == 1
+    assert "analyze" in capsys.readouterr().err                 # not analyzed yet: says what to do
 
 
 def _worker(env: dict[str, str]) -> subprocess.Popen:

@@ -61,6 +61,23 @@ def test_explore_uncertain_and_relations_pages(analyzed_project) -> None:
     assert {m.label for m in at.metric} >= {"auc", "sensitivity", "specificity", "ece"}
     assert len(at.get("plotly_chart")) == 3                  # ROC, confusion, reliability
 
+    at = _page_app("app.views.export").run()
+    assert not at.exception
+    buttons = {b.proto.label: b for b in at.get("download_button")}
+    assert not buttons["labels.csv"].proto.disabled and not buttons["predictions.csv"].proto.disabled
+    next(b for b in at.button if b.label.startswith("Export checkpoint")).click().run()
+    assert not at.exception
+    from sqlalchemy import select
+
+    from db.config import StoreConfig
+    from db.models import Job
+    from db.store import open_store
+
+    store = open_store(StoreConfig.from_env())
+    with store.sessions.begin() as s:
+        assert s.scalars(select(Job.kind).where(Job.status == "queued")).all() == ["export"]
+    store.dispose()
+
 
 def test_neighbour_disagreement_flags_a_case_its_labeled_neighbours_contradict() -> None:
     import pandas as pd

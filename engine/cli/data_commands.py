@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 from pathlib import Path
@@ -10,8 +9,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 from db.enums import Split, Task
-from db.labels import current_labels
+from db.exports import LABEL_FIELDS, label_records, prediction_records, to_csv, to_json
 from db.projects import ProjectError, require_project
+from db.results import active_checkpoint_id
 from db.status import project_status
 from engine.cli.common import UsageError, default_annotator, store_from_args
 from engine.data.importer import ImportRequest, ImportUsageError, SourceMissingError, run_import
@@ -46,8 +46,9 @@ def register(subparsers, parents) -> None:
 
     p = subparsers.add_parser("export", parents=parents, help="export current labels as CSV or JSON")
     p.add_argument("--project", required=True)
-    p.add_argument("--what", choices=["labels"], default="labels")
-    p.add_argument("--out", required=True, type=Path, help="FILE.csv or FILE.json")
+    p.add_argument("--what", choices=["labels", "predictions", "model"], default="labels",
+                   help="labels (CSV/JSON), predictions of the active checkpoint, or the model (TorchScript + card)")
+    p.add_argument("--out", required=True, type=Path, help="FILE.csv / FILE.json, or a folder for --what model")
     p.set_defaults(handler=cmd_export)
 
 
@@ -145,27 +146,54 @@ def cmd_export(args: argparse.Namespace) -> int:
             project = require_project(session, args.project)
         except ProjectError as error:
             raise UsageError(str(error)) from error
-        rows = [_label_record(project.classes, image, label, annotator)
-                for image, label, annotator in current_labels(session, project.id)]
+        if args.what == "model":
+            project_id = project.id
+        elif args.what == "predictions":
+            checkpoint_id = active_checkpoint_id(session, project.id)
+            if checkpoint_id is None:
+                raise UsageError("no active checkpoint: train a model first")
+            rows, fields = prediction_records(session, project, checkpoint_id), None
+        else:
+            rows, fields = label_records(session, project), LABEL_FIELDS
+    if args.what == "model":
+        return _export_model(store, project_id, args.out)
+    if args.what == "predictions" and not rows:
+        print(f"error: checkpoint {checkpoint_id} has no predictions yet; run `python -m engine analyze "
+              f"--project {args.project} --wait` first", file=sys.stderr)
+        return 1
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    if args.out.suffix.lower() == ".json":
-        args.out.write_text(json.dumps(rows, indent=2))
-    else:
-        with args.out.open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(EXPORT_FIELDS))
-            writer.writeheader()
-            writer.writerows(rows)
-    print(f"wrote {len(rows)} labels to {args.out}")
+    as_json = args.out.suffix.lower() == ".json"
+    args.out.write_text(to_json(rows) if as_json else to_csv(rows, fields))
+    print(f"wrote {len(rows)} {args.what} to {args.out}")
     return 0
 
 
-EXPORT_FIELDS = ("image_id", "source_name", "split", "label", "label_index", "mask_path", "source",
-                 "annotator", "labeled_at", "comment")
+def _export_model(store, project_id: int, out: Path) -> int:
+    """Run an export job (here when no worker is alive) and copy its files to `out`."""
+    import shutil
 
+    from db.jobs import enqueue
+    from db.models import Job
+    from db.status import alive_workers
+    from engine.worker import Worker, wait_for_job
 
-def _label_record(classes: list[str], image, label, annotator: str | None) -> dict:
-    indices = label.value if isinstance(label.value, list) else ([] if label.value is None else [label.value])
-    return {"image_id": image.id, "source_name": image.source_name, "split": image.split,
-            "label": ";".join(classes[i] for i in indices), "label_index": ";".join(map(str, indices)),
-            "mask_path": label.mask_path or "", "source": label.source, "annotator": annotator or "",
-            "labeled_at": label.created_at.isoformat(), "comment": label.comment or ""}
+    with store.sessions.begin() as session:
+        job_id = enqueue(session, "export", {}, project_id=project_id).id
+        run_here = alive_workers(session) == 0
+    if run_here:
+        worker = Worker(store)
+        try:
+            worker.run_once(job_id=job_id)
+        finally:
+            worker.close()
+    job = wait_for_job(store, job_id)
+    if job.status != "done":
+        print(f"export failed: {job.error or job.message}", file=sys.stderr)
+        return 1
+    with store.sessions.begin() as session:
+        files = session.get(Job, job_id).metrics["files"]
+    out.mkdir(parents=True, exist_ok=True)
+    for relative in files:
+        shutil.copy2(store.config.home / relative, out / Path(relative).name)
+    print(f"wrote {', '.join(Path(f).name for f in files)} to {out}")
+    return 0

@@ -22,7 +22,7 @@ def load_handlers() -> dict[str, Handler]:
     """Import the handler modules (torch-heavy) only when a worker actually runs jobs."""
     import importlib
 
-    for module in ("engine.jobs.train_job", "engine.jobs.analyze_job"):
+    for module in ("engine.jobs.train_job", "engine.jobs.analyze_job", "engine.jobs.export_job"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as error:

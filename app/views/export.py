@@ -1,0 +1,77 @@
+"""Export: labels (CSV/JSON, with annotator and time), masks (PNG zip), predictions (CSV), and the active
+model as TorchScript with a model card (built by an `export` job on the worker)."""
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import streamlit as st
+from sqlalchemy import select
+
+from app import state
+from app.resources import get_store
+from db.exports import LABEL_FIELDS, label_records, prediction_records, to_csv, to_json
+from db.jobs import enqueue, job_dict
+from db.models import Job, Project
+from db.results import active_checkpoint_id
+
+
+def _masks_zip(records: list[dict], home: Path) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for row in records:
+            if row["mask_path"]:
+                archive.write(home / row["mask_path"], f"masks/{row['image_id']}.png")
+    return buffer.getvalue()
+
+
+def _model_section(project: Project) -> None:
+    store = get_store()
+    st.subheader("Model")
+    with store.sessions.begin() as session:
+        checkpoint_id = active_checkpoint_id(session, project.id)
+        jobs = [job_dict(j) for j in session.scalars(select(Job).where(Job.project_id == project.id,
+                                                                        Job.kind == "export")
+                                                     .order_by(Job.id.desc()).limit(5))]
+    if checkpoint_id is None:
+        st.caption("No model yet.")
+        return
+    if st.button(f"Export checkpoint {checkpoint_id} (TorchScript + model card)"):
+        with store.sessions.begin() as session:
+            enqueue(session, "export", {"checkpoint_id": checkpoint_id}, project_id=project.id, dedupe=True)
+        st.toast("export queued; the worker builds it")
+    for job in jobs:
+        files = (job["metrics"] or {}).get("files") or []
+        st.caption(f"export job #{job['id']}: {job['status']} {job['message'] or ''}")
+        for relative in files:
+            path = store.config.home / relative
+            if path.exists():
+                st.download_button(f"download {path.name} (#{job['id']})", path.read_bytes(), file_name=path.name,
+                                   key=f"dl{job['id']}{path.name}")
+
+
+def render() -> None:
+    store = get_store()
+    with store.sessions.begin() as session:
+        project = session.get(Project, state.get(state.PROJECT) or 0)
+        if project is None:
+            st.info("Create or import a project first (Projects page).")
+            return
+        labels = label_records(session, project)
+        checkpoint_id = active_checkpoint_id(session, project.id)
+        predictions = prediction_records(session, project, checkpoint_id) if checkpoint_id else []
+    st.title(f"Export · {project.name}")
+    st.subheader(f"Labels ({len(labels)} current labels)")
+    cols = st.columns(3)
+    cols[0].download_button("labels.csv", to_csv(labels, LABEL_FIELDS), file_name=f"{project.name}-labels.csv",
+                            mime="text/csv", disabled=not labels)
+    cols[1].download_button("labels.json", to_json(labels), file_name=f"{project.name}-labels.json",
+                            mime="application/json", disabled=not labels)
+    if project.task == "segmentation":
+        cols[2].download_button("masks.zip", _masks_zip(labels, store.config.home),
+                                file_name=f"{project.name}-masks.zip", disabled=not labels)
+    st.subheader(f"Predictions ({len(predictions)} images, checkpoint {checkpoint_id or '–'})")
+    st.download_button("predictions.csv", to_csv(predictions) if predictions else "", disabled=not predictions,
+                       file_name=f"{project.name}-predictions.csv", mime="text/csv")
+    _model_section(project)

@@ -1,0 +1,57 @@
+"""Export records (labels, predictions) shared by the CLI and the app, so both write the same columns."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from db.labels import current_labels
+from db.models import Image, Prediction, Project
+
+LABEL_FIELDS = ("image_id", "source_name", "split", "label", "label_index", "mask_path", "source", "annotator",
+                "labeled_at", "comment")
+
+
+def _class_names(classes: list[str], value: Any) -> tuple[str, str]:
+    indices = value if isinstance(value, list) else ([] if value is None else [value])
+    return ";".join(classes[i] for i in indices), ";".join(map(str, indices))
+
+
+def label_records(session: Session, project: Project) -> list[dict[str, Any]]:
+    rows = []
+    for image, label, annotator in current_labels(session, project.id):
+        names, indices = _class_names(project.classes, label.value)
+        rows.append({"image_id": image.id, "source_name": image.source_name, "split": image.split,
+                     "label": names, "label_index": indices, "mask_path": label.mask_path or "",
+                     "source": label.source, "annotator": annotator or "",
+                     "labeled_at": label.created_at.isoformat(), "comment": label.comment or ""})
+    return rows
+
+
+def prediction_records(session: Session, project: Project, checkpoint_id: int) -> list[dict[str, Any]]:
+    rows = session.execute(select(Image.id, Image.source_name, Image.split, Prediction.predicted, Prediction.probs)
+                           .join(Prediction, Prediction.image_id == Image.id)
+                           .where(Image.project_id == project.id, Prediction.checkpoint_id == checkpoint_id)
+                           .order_by(Image.id)).all()
+    out = []
+    for image_id, name, split, predicted, probs in rows:
+        names, _ = _class_names(project.classes, predicted)
+        out.append({"image_id": image_id, "source_name": name, "split": split, "predicted": names,
+                    **{f"p_{c}": p for c, p in zip(project.classes, probs)}, "checkpoint_id": checkpoint_id})
+    return out
+
+
+def to_csv(rows: list[dict[str, Any]], fields: list[str] | tuple[str, ...] | None = None) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(fields or (rows[0].keys() if rows else LABEL_FIELDS)))
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def to_json(rows: list[dict[str, Any]]) -> str:
+    return json.dumps(rows, indent=2)
