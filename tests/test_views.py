@@ -35,6 +35,56 @@ def test_projects_page_empty_state_explains_how_to_start() -> None:
     assert any("not for clinical diagnosis" in c.value for c in at.sidebar.caption)
 
 
+def test_create_project_bad_input_is_refused_and_changes_nothing() -> None:
+    from sqlalchemy import select
+
+    from db.config import StoreConfig
+    from db.models import Project
+    from db.store import open_store
+
+    at = _app().run()
+    form_inputs = {t.label: t for t in at.text_input}
+    form_inputs["name"].input("knees")
+    form_inputs["classes (comma-separated; mask classes for segmentation)"].input(" , ")
+    next(b for b in at.button if b.label == "Create project").click().run()
+    assert any("Not created" in e.value and "class names" in e.value for e in at.error)
+    form_inputs = {t.label: t for t in at.text_input}
+    form_inputs["classes (comma-separated; mask classes for segmentation)"].input("effusion, fracture")
+    next(b for b in at.button if b.label == "Create project").click().run()
+    assert not at.exception and any(m.label == "images" for m in at.metric)    # the new project is listed
+    next(t for t in at.text_input if t.label == "name").input("knees")
+    next(t for t in at.text_input if t.label.startswith("classes")).input("effusion, fracture")
+    next(b for b in at.button if b.label == "Create project").click().run()      # same name again
+    assert any("already exists" in e.value for e in at.error)
+    store = open_store(StoreConfig.from_env())
+    with store.sessions.begin() as s:
+        assert s.scalars(select(Project.name)).all() == ["knees"]
+    store.dispose()
+
+
+def test_folder_import_from_the_app_reports_rejected_files(tmp_path) -> None:
+    import cv2
+    import numpy as np
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "good.png"), np.full((16, 16), 9, np.uint8))
+    (folder / "fake.png").write_text("not an image")
+    assert main(["import", "--project", "p", "--task", "multiclass", "--classes", "a,b", "--source",
+                 str(tmp_path / "nothing-here")]) == 1                   # creates nothing
+    at = _app().run()
+    assert any("No project yet" in i.value for i in at.info)
+    next(t for t in at.text_input if t.label == "name").input("p")
+    next(t for t in at.text_input if t.label.startswith("classes")).input("a, b")
+    next(b for b in at.button if b.label == "Create project").click().run()
+    next(t for t in at.text_input if t.label == "folder or file on this machine").input(str(folder))
+    next(b for b in at.button if b.label == "Import folder").click().run()
+    assert not at.exception
+    assert any("imported 1 images" in s.value for s in at.success)
+    table = at.dataframe[0].value
+    assert table["file"].tolist() == ["fake.png"] and "not an image" in table["reason"].iloc[0]
+
+
 def test_projects_page_shows_counts_of_an_imported_project() -> None:
     assert main(["import", "--project", "chest", "--task", "multiclass", "--source",
                  str(shared_file("chest_xray_pneumonia_64/val.npz"))]) == 0

@@ -5,7 +5,9 @@ import pandas as pd
 import streamlit as st
 from sqlalchemy import func, select
 
+from app import state
 from app.resources import get_store
+from app.views.project_forms import create_form, demo_section, import_form
 from db.models import Image, Label
 from db.projects import list_projects
 from db.status import project_status
@@ -27,12 +29,18 @@ def render() -> None:
     store = get_store()
     with store.sessions.begin() as session:
         projects = list_projects(session)
-        if not projects:
-            st.info("No project yet. Load the demo or import your own images from the command line:\n\n"
-                    "`python -m engine demo` — the real pediatric chest X-ray set (when `../shared/data` is "
-                    "present)\n\n`python -m engine import --project NAME --task multiclass --classes a,b "
-                    "--source FOLDER`")
-            return
+        current = next((p for p in projects if p.id == state.get(state.PROJECT)), projects[0] if projects else None)
+        current_name = current.name if current else None
+    if not projects:
+        st.info("No project yet. Load the demo, or create a project and import your own images.")
+        demo_section()
+    with st.expander("New project", expanded=not projects):
+        create_form()
+    if current_name:
+        with st.expander(f"Import images into {current_name!r}", expanded=False):
+            import_form(current_name)
+    with store.sessions.begin() as session:
+        projects = list_projects(session)
         for project in projects:
             status = project_status(session, project)
             with st.container(border=True):

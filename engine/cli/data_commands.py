@@ -14,6 +14,7 @@ from db.projects import ProjectError, require_project
 from db.results import active_checkpoint_id
 from db.status import project_status
 from engine.cli.common import UsageError, default_annotator, store_from_args
+from engine.data.demo import DEMO_PROJECT, HOW_TO_IMPORT, demo_folder, import_demo, shared_data_dir
 from engine.data.importer import ImportRequest, ImportUsageError, SourceMissingError, run_import
 
 
@@ -22,7 +23,7 @@ def register(subparsers, parents) -> None:
     p.set_defaults(handler=cmd_init)
 
     p = subparsers.add_parser("demo", parents=parents, help="import the real chest X-ray demo set")
-    p.add_argument("--project", default="chest-xray-demo")
+    p.add_argument("--project", default=DEMO_PROJECT)
     p.set_defaults(handler=cmd_demo)
 
     p = subparsers.add_parser("import", parents=parents, help="import images (PNG/JPEG/DICOM/npz/folders)")
@@ -52,30 +53,14 @@ def register(subparsers, parents) -> None:
     p.set_defaults(handler=cmd_export)
 
 
-def shared_data_dir() -> Path:
-    """../shared/data beside the checkout (from the repo root, not the cwd), or $MEDSSL_SHARED_DATA."""
-    import os
-
-    repo_root = Path(__file__).resolve().parents[2]
-    return Path(os.environ.get("MEDSSL_SHARED_DATA") or repo_root.parent / "shared" / "data")
-
-
-DEMO_SET = "chest_xray_pneumonia_64"
-
-
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Import the real chest X-ray demo: train as an unlabeled pool (the hospital case), val/test labeled."""
-    folder = shared_data_dir() / DEMO_SET
-    if not (folder / "train.npz").exists():
-        print(f"The demo data set is not here ({folder}). Import your own images instead, e.g.\n"
-              "  python -m engine import --project my-xrays --task multiclass --classes normal,pneumonia "
-              "--source /path/to/folder-per-class")
+    """Import the real chest X-ray demo; without the data, explain how to import one's own images."""
+    if demo_folder() is None:
+        print(f"The demo data set is not here ({shared_data_dir()}). Import your own images instead, e.g.\n  "
+              + HOW_TO_IMPORT)
         return 0
     store = store_from_args(args)
-    for split, unlabeled in (("train", True), ("val", False), ("test", False)):
-        request = ImportRequest(project=args.project, source=folder / f"{split}.npz", task="multiclass",
-                                unlabeled=unlabeled, annotator="demo")
-        report = run_import(store, request)
+    for split, report in import_demo(store, args.project):
         print(f"{split}: " + report.summary().splitlines()[0])
     with store.sessions.begin() as session:
         status = project_status(session, require_project(session, args.project))

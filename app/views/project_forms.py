@@ -1,0 +1,103 @@
+"""Projects page forms: create a project, import (server folder or upload), load the demo.
+
+Bad input (empty class list, duplicate name, non-image upload, zip with path traversal) gives a clear
+message and changes nothing: validation runs before any row or file is written.
+"""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from app import state
+from app.resources import get_store
+from db.projects import ProjectError, create_project
+from engine.data.archive import ArchiveError, safe_extract
+from engine.data.demo import HOW_TO_IMPORT, demo_folder, import_demo
+from engine.data.importer import ImportRequest, ImportUsageError, SourceMissingError, run_import
+from engine.data.report import ImportReport
+
+TASKS = ["multiclass", "multilabel", "segmentation"]
+
+
+def create_form() -> None:
+    with st.form("create_project", clear_on_submit=False):
+        cols = st.columns([2, 1, 3])
+        name = cols[0].text_input("name")
+        task = cols[1].selectbox("task", TASKS)
+        classes = cols[2].text_input("classes (comma-separated; mask classes for segmentation)",
+                                     placeholder="normal, pneumonia")
+        if st.form_submit_button("Create project"):
+            names = [c.strip() for c in classes.split(",") if c.strip()]
+            try:
+                with get_store().sessions.begin() as session:
+                    project = create_project(session, name, task, names, image_size=128)
+                    state.put(state.PROJECT, project.id)
+            except ProjectError as error:
+                st.error(f"Not created: {error}")
+                return
+            st.toast(f"created project {name!r}")
+            st.rerun()   # show the new project and its import form at once
+
+
+def _show_report(report: ImportReport) -> None:
+    (st.success if report.imported else st.warning)(report.summary().splitlines()[0])
+    if report.rejected:
+        st.dataframe(pd.DataFrame([{"file": r.name, "reason": r.reason} for r in report.rejected]),
+                     hide_index=True, width="stretch")
+    for warning in report.warnings:
+        st.info(warning)
+
+
+def _run(request: ImportRequest) -> None:
+    try:
+        with st.spinner("importing…"):
+            report = run_import(get_store(), request)
+    except (ImportUsageError, SourceMissingError) as error:
+        st.error(f"Nothing imported: {error}")
+        return
+    _show_report(report)
+
+
+def _save_upload(upload, folder: Path) -> Path:
+    """A zip is unpacked safely; an npz or image file is kept under its own name (split from the stem)."""
+    target = folder / Path(upload.name).name
+    target.write_bytes(upload.getvalue())
+    if target.suffix.lower() == ".zip":
+        return safe_extract(target, folder / "unpacked")
+    return target
+
+
+def import_form(project_name: str) -> None:
+    tab_folder, tab_upload = st.tabs(["server folder", "upload zip / npz / image"])
+    with tab_folder, st.form("import_folder"):
+        path = st.text_input("folder or file on this machine")
+        unlabeled = st.checkbox("import without labels (unlabeled pool)", key="unl_folder")
+        if st.form_submit_button("Import folder") and path.strip():
+            _run(ImportRequest(project=project_name, source=Path(path.strip()).expanduser(), unlabeled=unlabeled,
+                               annotator=state.get(state.ANNOTATOR) or state.default_annotator()))
+    with tab_upload, st.form("import_upload"):
+        upload = st.file_uploader("zip of a folder, an .npz bundle, or one image", type=None)
+        unlabeled = st.checkbox("import without labels (unlabeled pool)", key="unl_upload")
+        if st.form_submit_button("Import upload") and upload is not None:
+            with tempfile.TemporaryDirectory() as tmp:
+                try:
+                    source = _save_upload(upload, Path(tmp))
+                except ArchiveError as error:
+                    st.error(str(error))
+                    return
+                _run(ImportRequest(project=project_name, source=source, unlabeled=unlabeled,
+                                   annotator=state.get(state.ANNOTATOR) or state.default_annotator()))
+
+
+def demo_section() -> None:
+    if demo_folder() is None:
+        st.caption("The chest X-ray demo set is not on this machine. Import your own images above, or from "
+                   f"the command line: `{HOW_TO_IMPORT}`")
+        return
+    if st.button("Load demo: 5,800 real pediatric chest X-rays (train pool unlabeled, val/test labeled)"):
+        with st.spinner("importing the demo…"):
+            for split, report in import_demo(get_store()):
+                st.caption(f"{split}: " + report.summary().splitlines()[0])
