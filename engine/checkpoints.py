@@ -56,3 +56,12 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 def cpu_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     """A detached CPU copy of a state dict (safe to keep while training continues)."""
     return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
+
+
+def method_state(ckpt: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The SSLMethod state dict (student., teacher., extras) rebuilt from a checkpoint's separate parts."""
+    state = {f"student.{k}": v for k, v in ckpt["student"].items()}
+    if ckpt.get("teacher") is not None:
+        state.update({f"teacher.{k}": v for k, v in ckpt["teacher"].items()})
+    state.update(ckpt.get("method_extra", {}))
+    return state

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import random
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -18,6 +20,20 @@ def pick_device(preference: str = "auto") -> torch.device:
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def default_threads() -> int:
+    """CPU threads for training: all usable cores but one.
+
+    Measured on the shared 2-core box: with one core busy elsewhere, a 2-thread step took 834 ms against
+    57 ms with 1 thread (OpenMP threads spin-waiting on an oversubscribed core). Leaving a core free keeps
+    the app and database responsive too.
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS / Windows
+        cores = os.cpu_count() or 1
+    return max(1, cores - 1)
 
 
 def seed_everything(seed: int) -> None:

@@ -6,7 +6,8 @@ Thresholds (CONTRACTS §6): argmax for multiclass, 0.5 for multilabel, 0.18 only
 from __future__ import annotations
 
 import warnings
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from sklearn.metrics import roc_auc_score

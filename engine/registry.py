@@ -1,7 +1,8 @@
 """Name -> class registries (models, methods, paper configs). The only module-level mutable state."""
 from __future__ import annotations
 
-from typing import Any, Callable, Generic, Iterator, TypeVar
+from collections.abc import Callable, Iterator
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 

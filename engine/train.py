@@ -2,19 +2,29 @@
 from __future__ import annotations
 
 import copy
+import itertools
 import logging
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
-from engine.checkpoints import cpu_state, load_checkpoint, plain, save_checkpoint
+from engine.checkpoints import cpu_state, load_checkpoint, method_state, plain, save_checkpoint
 from engine.config import TrainConfig
-from engine.device import amp_dtype, autocast, pick_device, rng_state, seed_everything, set_rng_state
+from engine.device import (
+    amp_dtype,
+    autocast,
+    default_threads,
+    pick_device,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+)
 from engine.infer import predict_tensor
 from engine.loaders.datasets import ArrayData, stratified_holdout, targets_tensor, to_uint8_tensor
 from engine.loaders.samplers import TwoStreamSampler
@@ -64,14 +74,17 @@ def run_training(cfg: TrainConfig, data: ArrayData, method: str | None = None, c
 
     init_state: student weights to start from (e.g. the supervised shadow); resume: a last.pt to continue.
     """
-    return _Trainer(cfg, data, method or cfg.method, callbacks, checkpoint_dir, init_state).run(resume)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(cfg.num_threads or default_threads())
+    try:
+        return _Trainer(cfg, data, method or cfg.method, callbacks, checkpoint_dir, init_state).run(resume)
+    finally:
+        torch.set_num_threads(previous)
 
 
 class _Trainer:
     def __init__(self, cfg: TrainConfig, data: ArrayData, method: str, callbacks: Sequence[Any],
                  checkpoint_dir: str | Path | None, init_state: dict | None) -> None:
-        if cfg.num_threads:
-            torch.set_num_threads(cfg.num_threads)
         seed_everything(cfg.seed)
         self.cfg, self.data, self.callbacks = cfg, data, list(callbacks)
         self.cfg = cfg = TrainConfig.from_dict({**cfg.to_dict(), "method": method})
@@ -155,7 +168,7 @@ class _Trainer:
         self._evaluate()
         eval_cost = time.perf_counter() - tic
         fracs = self.method.phase_fractions() + [("end", 1.0)]
-        per_step = sum((b[1] - a[1]) * costs[a[0]] for a, b in zip(fracs[:-1], fracs[1:]))
+        per_step = sum((b[1] - a[1]) * costs[a[0]] for a, b in itertools.pairwise(fracs))
         left = budget - (time.perf_counter() - start)
         total = int(left / (per_step + eval_cost / self.spe) * 0.97) + self.step
         total = max(self.step + 1, min(total, self._fixed_total() if self.cfg.epochs else total,
@@ -236,12 +249,8 @@ class _Trainer:
 
     def _restore(self, path: str | Path) -> None:
         ckpt = load_checkpoint(path, map_location=self.device)
-        state = {f"student.{k}": v for k, v in ckpt["student"].items()}
-        if ckpt["teacher"] is not None:
-            state.update({f"teacher.{k}": v for k, v in ckpt["teacher"].items()})
-        state.update(ckpt["method_extra"])
         self._set_plan(ckpt["plan"]["total_steps"])
-        self.method.load_state_dict(state)
+        self.method.load_state_dict(method_state(ckpt))
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scaler.load_state_dict(ckpt["scaler"])
         self.step = ckpt["step"]

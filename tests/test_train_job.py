@@ -136,3 +136,20 @@ def test_sigkilled_worker_job_resumes_from_last_epoch_checkpoint(tmp_path, _isol
     with store.sessions.begin() as s:
         assert len(s.scalars(select(Checkpoint)).all()) == 1
     store.dispose()
+
+
+def test_checkpoint_registered_when_val_auc_is_undefined(tmp_path, capsys, _isolated_home) -> None:
+    """Regression: with a one-class val split no epoch 'improves', so there is no best.pt; the job must
+    register last.pt instead of a missing file (the analysis job then failed with ENOENT)."""
+    bundle = np.load(shared_file("chest_xray_pneumonia_64/val.npz"))
+    normal = np.flatnonzero(bundle["labels"] == 0)
+    np.savez(tmp_path / "val.npz", images=bundle["images"][normal[:6]], labels=bundle["labels"][normal[:6]])
+    train, _ = _chest_slice(tmp_path, 60, 20)
+    _import(train, tmp_path / "val.npz")
+    assert main(["train", "--project", "cx", "--method", "supervised", "--epochs", "1", "--wait"]) == 0
+    store = open_store(StoreConfig.from_env(home=_isolated_home))
+    with store.sessions.begin() as s:
+        checkpoint = s.scalars(select(Checkpoint)).one()
+        assert (store.config.home / checkpoint.path).exists()
+    store.dispose()
+    assert main(["analyze", "--project", "cx", "--wait"]) == 0

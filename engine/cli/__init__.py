@@ -5,10 +5,10 @@ import argparse
 import logging
 import sys
 
-from engine.cli import data_commands, job_commands, model_commands, train_commands
+from engine.cli import bench_commands, data_commands, job_commands, model_commands, train_commands
 from engine.cli.common import UsageError, common_parser
 
-COMMAND_GROUPS = [data_commands, job_commands, train_commands, model_commands]
+COMMAND_GROUPS = [data_commands, job_commands, train_commands, model_commands, bench_commands]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -89,7 +89,10 @@ def run_train_job(ctx: JobContext) -> str:
         result = run_training(cfg, data, callbacks=[progress], checkpoint_dir=run_dir, resume=resume)
     except Cancelled:
         raise progress.reason or JobCancelled("cancelled")
-    best = result.best_checkpoint or result.last_checkpoint
+    best = next((path for path in (result.best_checkpoint, result.last_checkpoint)
+                 if path is not None and Path(path).exists()), None)
+    if best is None:
+        raise RuntimeError(f"training finished but wrote no checkpoint file in {run_dir}")
     metrics = {"val": result.best_metrics, "role": result.selected_role, "epochs_run": result.epochs_run,
                "stopped": result.stopped, "train_seconds": round(result.train_seconds, 1)}
     with store.sessions.begin() as session:

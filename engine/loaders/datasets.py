@@ -77,7 +77,7 @@ def stratified_subset(labels: np.ndarray, fraction: float, seed: int) -> np.ndar
     chosen = []
     for cls in np.unique(keys):
         members = np.flatnonzero(keys == cls)
-        n = max(1, int(round(fraction * len(members))))
+        n = max(1, round(fraction * len(members)))
         chosen.append(rng.choice(members, size=n, replace=False))
     return np.sort(np.concatenate(chosen))
 

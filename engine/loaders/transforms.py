@@ -12,17 +12,24 @@ from engine.config import AugConfig
 class ViewMaker:
     """Turns a uint8 batch (B, C, H, W) into normalised float views; randomness from an explicit generator."""
 
-    def __init__(self, aug: AugConfig, mean: float, std: float) -> None:
-        self.aug, self.mean, self.std = aug, mean, std
+    def __init__(self, aug: AugConfig, mean: float | tuple[float, ...], std: float | tuple[float, ...]) -> None:
+        self.aug = aug
+        self.mean = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)  # (1, 1 or C, 1, 1)
+        self.std = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+
+    def _normalise(self, x: torch.Tensor) -> torch.Tensor:
+        if self.mean.device != x.device:
+            self.mean, self.std = self.mean.to(x.device), self.std.to(x.device)
+        return (x - self.mean) / self.std
 
     def plain(self, images: torch.Tensor) -> torch.Tensor:
         """Evaluation view: scale to [0, 1] and normalise; no randomness."""
-        return (images.float() / 255.0 - self.mean) / self.std
+        return self._normalise(images.float() / 255.0)
 
     def weak(self, images: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         a = self.aug
         x = _affine(images.float() / 255.0, gen, a.weak_rotate_deg, a.weak_translate, a.weak_scale, a.hflip)
-        return (x - self.mean) / self.std
+        return self._normalise(x)
 
     def strong(self, images: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         a = self.aug
@@ -30,7 +37,7 @@ class ViewMaker:
                     a.hflip)
         x = _intensity(x, gen, a.strong_brightness, a.strong_contrast, a.strong_noise_std)
         x = _erase(x, gen, a.strong_erase_prob, a.strong_erase_frac)
-        return (x - self.mean) / self.std
+        return self._normalise(x)
 
     def make(self, kind: str, images: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         return self.strong(images, gen) if kind == "strong" else self.weak(images, gen)

@@ -13,7 +13,7 @@ from engine.loaders.transforms import ViewMaker
 from engine.methods.losses import supervised_loss
 from engine.registry import Registry
 
-METHODS: Registry[type["SSLMethod"]] = Registry("method")
+METHODS: Registry[type[SSLMethod]] = Registry("method")
 
 
 @dataclass

@@ -26,8 +26,13 @@ class MeanTeacherParams(BaseParams):
     ema_buffers: bool | None = None  # None: average BN buffers iff the teacher runs in eval mode (P5)
     teacher_mode: Literal["eval", "train"] = "eval"  # eval: running stats, no dropout, inference_mode
     consistency: Literal["mse", "kl"] = "mse"  # mean over samples and classes (P13)
-    lambda_max: float = 1.0  # METHODS §8 for probability MSE averaged over classes
+    # METHODS §8 suggests 1 for the class-averaged probability MSE; measured on chest 64 px, 5 % labels, val
+    # AUC after 6 epochs: supervised 0.9838, lambda 1: 0.9860, 10: 0.9892, 30: 0.9887 (DECISIONS)
+    lambda_max: float = 10.0
     rampup_fraction: float = 0.3  # sigmoid ramp over this fraction of the SSL phase
+    # ...but never steeper than this many steps (capped by the SSL phase): a 24-step run with a 5-step ramp to
+    # lambda 10 collapsed (300 chest images, 2 epochs: val AUC 0.96 -> 0.80); long runs are unaffected
+    rampup_min_steps: int = 100
     rampup_epochs: float | None = None  # paper configs: ramp length in epochs (overrides the fraction)
     ramp_kind: Literal["sigmoid", "linear"] = "sigmoid"
     ramp_per_epoch: bool = False  # MT/SRC-MT code advance the ramp by integer epochs
@@ -57,10 +62,10 @@ class MeanTeacher(SSLMethod):
     def plan_consistency(self, plan: Plan, offset: int) -> None:
         """Warm start, then the consistency ramp, over steps [offset, total) (S2MTS2 passes its stage 2)."""
         p, spe = self.params, plan.steps_per_epoch
-        self.ssl_start = offset + int(round(p.warmup_fraction * (plan.total_steps - offset)))
+        self.ssl_start = offset + round(p.warmup_fraction * (plan.total_steps - offset))
         ssl_steps = plan.total_steps - self.ssl_start
-        ramp = int(round(p.rampup_epochs * spe)) if p.rampup_epochs is not None else \
-            int(round(p.rampup_fraction * ssl_steps))
+        ramp = round(p.rampup_epochs * spe) if p.rampup_epochs is not None else \
+            min(ssl_steps, max(round(p.rampup_fraction * ssl_steps), p.rampup_min_steps))
         gate = None if p.gate_epochs is None else self.ssl_start + p.gate_epochs * spe
         self.weights = p.lambda_max * weight_schedule(plan.total_steps, self.ssl_start, ramp, p.ramp_kind,
                                                       spe if p.ramp_per_epoch else None, gate)
@@ -76,24 +81,25 @@ class MeanTeacher(SSLMethod):
         if batch.step < self.ssl_start:
             return self.supervised_step(batch)
         n_lab, gen = batch.labeled.shape[0], batch.gen
+        # consistency over all N images (MT) or the unlabeled ones only, whose teacher pass is then all we run
+        first = n_lab if self.params.consistency_on == "unlabeled" else 0
         images = torch.cat([batch.labeled, batch.unlabeled])  # (N, C, H, W) uint8
         student_view = torch.cat([self.views.weak(batch.labeled, gen),
                                   self.views.make(self.params.student_view, batch.unlabeled, gen)])
-        teacher_out = self.teacher_forward(self.views.weak(images, gen))
+        teacher_out = self.teacher_forward(self.views.weak(images[first:], gen))
         self.student.train()
         student_out = self.student(student_view)
         sup = supervised_loss(student_out["logits"][:n_lab], batch.targets, self.task, self.class_weight)
-        terms = self.unsupervised_terms(student_out, teacher_out, n_lab)
+        terms = self.unsupervised_terms({k: v[first:] for k, v in student_out.items()}, teacher_out)
         weight = float(self.weights[batch.step])
         loss = sup + weight * sum(terms.values())
         logs = {"loss_sup": float(sup.detach()), "weight": weight}
         logs.update({f"loss_{k}": float(v.detach()) for k, v in terms.items()})
         return StepOutput(loss, logs)
 
-    def unsupervised_terms(self, student_out: dict, teacher_out: dict, n_lab: int) -> dict[str, torch.Tensor]:
-        """Prediction consistency; subclasses add their own terms (all scaled by lambda(t))."""
-        first = n_lab if self.params.consistency_on == "unlabeled" else 0
-        s_logits, t_logits = student_out["logits"][first:], teacher_out["logits"][first:]
+    def unsupervised_terms(self, student_out: dict, teacher_out: dict) -> dict[str, torch.Tensor]:
+        """Prediction consistency on matching rows; subclasses add their own terms (all scaled by lambda(t))."""
+        s_logits, t_logits = student_out["logits"], teacher_out["logits"]
         if self.params.consistency == "kl":
             return {"cons": consistency_kl(s_logits, t_logits, self.task)}
         weights = self.class_weight if self.params.weighted_consistency else None

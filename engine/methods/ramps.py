@@ -1,6 +1,7 @@
 """Ramp-up and learning-rate schedules, precomputed as per-step arrays over the run's planned iterations."""
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -46,7 +47,7 @@ def lr_factors(total_steps: int, schedule: str, warmup_steps: int = 0, steps_per
     """
     bounds = [0, *sorted(r for r in restarts if 0 < r < total_steps), total_steps]
     out = np.ones(total_steps, dtype=np.float64)
-    for begin, end in zip(bounds[:-1], bounds[1:]):
+    for begin, end in itertools.pairwise(bounds):
         n = end - begin
         t = np.arange(n, dtype=np.float64)
         if schedule == "cosine":

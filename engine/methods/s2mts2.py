@@ -53,7 +53,7 @@ class S2MTS2(MeanTeacher):
 
     def set_plan(self, plan: Plan) -> None:
         self.plan = plan
-        self.pretrain_steps = int(round(self.params.pretrain_fraction * plan.total_steps))
+        self.pretrain_steps = round(self.params.pretrain_fraction * plan.total_steps)
         self.plan_consistency(plan, offset=self.pretrain_steps)
 
     def phase_fractions(self) -> list[tuple[str, float]]:

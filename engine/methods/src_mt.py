@@ -25,7 +25,7 @@ class SRCMT(MeanTeacher):
 
     params_cls = SRCMTParams
 
-    def unsupervised_terms(self, student_out: dict, teacher_out: dict, n_lab: int) -> dict[str, torch.Tensor]:
-        terms = super().unsupervised_terms(student_out, teacher_out, n_lab)
+    def unsupervised_terms(self, student_out: dict, teacher_out: dict) -> dict[str, torch.Tensor]:
+        terms = super().unsupervised_terms(student_out, teacher_out)
         terms["relation"] = self.params.beta * relation_consistency(student_out["feat"], teacher_out["feat"])
         return terms

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -11,7 +11,7 @@ from engine.registry import Registry
 
 log = logging.getLogger(__name__)
 
-MODELS: Registry[Callable[..., "Classifier"]] = Registry("model")
+MODELS: Registry[Callable[..., Classifier]] = Registry("model")
 
 
 class Classifier(nn.Module):

@@ -1,0 +1,229 @@
+"""`bench ssl`: SSL methods vs the supervised baseline on DIR/{train,val,test}.npz, resumable by cell.
+
+Each cell (method, label_fraction, seed) trains on a seeded stratified labeled subset of train.npz with the
+rest unlabeled, selects on val.npz only, and reports the test metrics of the teacher where one exists.
+CONTRACTS §6: both comparisons are reported. With --budget-minutes every method gets the same wall clock
+and each SSL cell also gets `supervised@<method>`: supervised run for exactly that cell's iterations.
+Without a budget every method runs the same planned iterations and `supervised@<method>` gets that
+cell's wall-clock seconds instead.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.bench import bar_chart_png, load_results, write_json
+
+log = logging.getLogger(__name__)
+SUMMARY_KEYS = ("test_auc", "val_auc", "test_sensitivity", "test_specificity", "test_f1", "test_ece",
+                "train_seconds", "epochs_run")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", required=True, type=Path, help="folder with train.npz, val.npz, test.npz")
+    parser.add_argument("--methods", default="supervised,mean_teacher,src_mt,s2mts2")
+    parser.add_argument("--label-fractions", default="0.05,0.2")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--budget-minutes", type=float, default=None, help="wall clock per run (matched)")
+    parser.add_argument("--epochs", type=int, default=None, help="pool passes (default 12 without a budget)")
+    parser.add_argument("--backbone", default="compact_cnn")
+    parser.add_argument("--image-size", type=int, default=None)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--no-matched-baseline", action="store_true", help="skip the supervised@<method> rows")
+    parser.add_argument("--out", required=True, type=Path)
+
+
+def run(args: argparse.Namespace) -> int:
+    from engine.methods import METHODS
+
+    methods = [m for m in args.methods.split(",") if m]
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        print(f"unknown methods: {unknown}; known: {METHODS.names()}", file=sys.stderr)
+        return 2
+    splits = {s: np.load(args.data / f"{s}.npz") for s in ("train", "val", "test")}
+    class_names = _class_names(args.data, splits["train"])
+    results_path = args.out / "results.json"
+    results = load_results(results_path)
+    results["runs"].append({"command": _command(args),
+                            "machine": _machine(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    run_index = len(results["runs"]) - 1
+    done = {(r["method"], r["label_fraction"], r["seed"]) for r in results["rows"]}
+    for fraction in [float(f) for f in args.label_fractions.split(",")]:
+        for seed in [int(s) for s in args.seeds.split(",")]:
+            for method in methods:
+                cell = (method, fraction, seed)
+                if cell not in done:
+                    row = _run_cell(args, splits, class_names, method, fraction, seed, {})
+                    _add(results, results_path, {"run": run_index, **row}, done)
+                matched = f"supervised@{method}"
+                if method == "supervised" or "supervised" not in methods or args.no_matched_baseline or \
+                        (matched, fraction, seed) in done:
+                    continue
+                source = json.loads((args.out / "cells" / f"{method}_{fraction}_{seed}.json").read_text())["row"]
+                row = _run_cell(args, splits, class_names, "supervised", fraction, seed, _matching(args, source))
+                _add(results, results_path, {"run": run_index, **row, "method": matched}, done)
+    write_json(results_path, {"runs": results["runs"], "rows": [_public(r) for r in results["rows"]]})
+    _report(results, args.out)
+    print(f"wrote {results_path}, {args.out / 'results.md'}, {args.out / 'test_auc.png'}")
+    return 0
+
+
+def _matching(args: argparse.Namespace, source: dict[str, Any]) -> dict[str, Any]:
+    """The other comparison for this SSL cell: its iterations (budget mode) or its seconds (epoch mode)."""
+    if args.budget_minutes:
+        return {"budget_minutes": None, "epochs": None, "max_steps": source["_steps"]}
+    return {"budget_minutes": source["train_seconds"] / 60.0, "epochs": None}
+
+
+def _run_cell(args: argparse.Namespace, splits: dict, class_names: tuple[str, ...], method: str,
+              fraction: float, seed: int, overrides: dict[str, Any]) -> dict[str, Any]:
+    from engine.config import DataConfig, TrainConfig
+    from engine.loaders.datasets import ArrayData, stratified_subset
+
+    train, val = splits["train"], splits["val"]
+    labels = train["labels"].astype(np.int64)
+    labeled = stratified_subset(labels, fraction, seed)
+    partial = np.full_like(labels, -1)
+    partial[labeled] = labels[labeled]
+    data = ArrayData(train["images"], partial, class_names, groups=train.get("groups"),
+                     val_images=val["images"], val_labels=val["labels"].astype(np.int64))
+    epochs = args.epochs or (None if args.budget_minutes else 12)
+    settings = {"method": method, "backbone": args.backbone, "seed": seed, "epochs": epochs, "patience": None,
+                "budget_minutes": args.budget_minutes, "device": args.device, "num_threads": args.threads,
+                "data": DataConfig(image_size=args.image_size)}
+    settings.update(overrides)
+    cfg = TrainConfig(**settings)
+    log.info("cell %s fraction=%s seed=%s labeled=%d %s", method, fraction, seed, len(labeled), overrides)
+    from engine.train import run_training
+
+    result = run_training(cfg, data)
+    test = _evaluate(cfg, result, splits["test"], class_names, data.in_chans)
+    role = result.selected_role
+    row = {"method": method, "label_fraction": fraction, "seed": seed, "budget_minutes": cfg.budget_minutes,
+           "epochs_run": round(result.epochs_run, 3), "train_seconds": round(result.train_seconds, 1),
+           "val_auc": result.best_metrics[role]["auc"], "test_auc": test[role]["auc"],
+           "test_sensitivity": test[role]["sensitivity"], "test_specificity": test[role]["specificity"],
+           "test_f1": test[role]["f1"], "test_ece": test[role]["ece"], "_steps": result.steps_run}
+    detail = {"row": row, "roles": {r: {"test": _short(m), "val": _short(result.best_metrics[r])}
+                                    for r, m in test.items()},
+              "history": result.history, "planned_steps": result.planned_steps, "config": cfg.to_dict()}
+    cell_name = f"{row['method']}_{fraction}_{seed}" + ("_matched" if overrides else "")
+    write_json(args.out / "cells" / f"{cell_name}.json", detail)
+    print(f"{method:>14} f={fraction} seed={seed} {overrides or ''} test_auc={row['test_auc']:.4f} "
+          f"(student {test['student']['auc']:.4f}) steps={result.steps_run} {row['train_seconds']}s", flush=True)
+    return row
+
+
+def _evaluate(cfg, result, test, class_names, in_chans) -> dict[str, dict[str, Any]]:
+    from engine.infer import predict_tensor
+    from engine.loaders.datasets import to_uint8_tensor
+    from engine.loaders.transforms import ViewMaker
+    from engine.metrics import classification_metrics
+    from engine.models import create_model
+
+    views = ViewMaker(cfg.data.aug, cfg.data.mean, cfg.data.std)
+    images = to_uint8_tensor(test["images"], cfg.data.image_size)
+    out = {}
+    for role, state in result.best_state.items():
+        model = create_model(cfg.backbone, len(class_names), in_chans)
+        model.load_state_dict(state)
+        probs, _ = predict_tensor(model, images, views, "multiclass")
+        out[role] = classification_metrics(probs, test["labels"].astype(np.int64), "multiclass", class_names)
+    return out
+
+
+def _short(metrics: dict[str, Any]) -> dict[str, float]:
+    return {k: v for k, v in metrics.items() if isinstance(v, float)}
+
+
+def _add(results: dict, path: Path, row: dict[str, Any], done: set) -> None:
+    results["rows"].append(row)
+    done.add((row["method"], row["label_fraction"], row["seed"]))
+    write_json(path, {"runs": results["runs"], "rows": [_public(r) for r in results["rows"]]})
+
+
+def _public(row: dict[str, Any]) -> dict[str, Any]:
+    """Exactly the CONTRACTS §5 row keys (internal '_steps' lives in cells/*.json)."""
+    return {k: v for k, v in row.items() if not k.startswith("_")}
+
+
+def _report(results: dict[str, Any], out: Path) -> None:
+    rows = results["rows"]
+    fractions = sorted({r["label_fraction"] for r in rows})
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    lines = ["# bench ssl", "", "Mean ± std over seeds; test metrics of the teacher where one exists, selected on val.",
+             ("`supervised@M`: the matched baseline for method M — same iterations as M when the run had a "
+              "budget (then plain `supervised` is the wall-clock match), same seconds as M otherwise."), ""]
+    for fraction in fractions:
+        lines += [f"## label fraction {fraction}", "", "| method | n | " + " | ".join(SUMMARY_KEYS) + " |",
+                  "|---" * (len(SUMMARY_KEYS) + 2) + "|"]
+        for method in methods:
+            cell = [r for r in rows if r["method"] == method and r["label_fraction"] == fraction]
+            if cell:
+                stats = [_mean_std([r[k] for r in cell]) for k in SUMMARY_KEYS]
+                lines.append(f"| {method} | {len(cell)} | " + " | ".join(f"{m:.4f} ± {s:.4f}" for m, s in stats) + " |")
+        lines.append("")
+    (out / "results.md").write_text("\n".join(lines))
+    series = {m: [_mean_std([r["test_auc"] for r in rows if r["method"] == m and r["label_fraction"] == f])
+                  for f in fractions] for m in methods}
+    lows = [m - s for v in series.values() for m, s in v if not np.isnan(m)]
+    bar_chart_png(out / "test_auc.png", [str(f) for f in fractions], series, "test AUC (mean ± std over seeds)",
+                  (max(0.0, min(lows, default=0.5) - 0.05), 1.0))
+
+
+def _mean_std(values: list[Any]) -> tuple[float, float]:
+    arr = np.array([v if v is not None else np.nan for v in values], dtype=np.float64)
+    if np.all(np.isnan(arr)):
+        return float("nan"), float("nan")
+    return float(np.nanmean(arr)), float(np.nanstd(arr))
+
+
+def _class_names(folder: Path, train: Any) -> tuple[str, ...]:
+    meta = folder / "dataset.json"
+    if meta.exists():
+        return tuple(json.loads(meta.read_text())["classes"])
+    return tuple(f"class_{i}" for i in range(int(train["labels"].max()) + 1))
+
+
+def _command(args: argparse.Namespace) -> str:
+    """The bench invocation rebuilt from its own options (the CLI's namespace carries others too)."""
+    probe = argparse.ArgumentParser(add_help=False)
+    add_arguments(probe)
+    parts = ["python -m engine bench ssl"]
+    for action in probe._actions:
+        value = getattr(args, action.dest, None)
+        if value is None or value is False:
+            continue
+        parts.append(action.option_strings[0] if value is True else f"{action.option_strings[0]} {shlex.quote(str(value))}")
+    return " ".join(parts)
+
+
+def _machine() -> str:
+    import torch
+
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+    return f"{platform.machine()} {platform.system()}, {torch.get_num_threads()} torch threads, {device}, " \
+           f"torch {torch.__version__}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Standalone entry (`python -m engine.bench.ssl ...`) until the CLI mounts it as `bench ssl`."""
+    parser = argparse.ArgumentParser(prog="bench ssl", description=__doc__)
+    add_arguments(parser)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,159 @@
+"""Real browser end to end: Playwright drives Debian's Chromium against `streamlit run app/main.py`.
+
+Journey: create a project, import a small real chest X-ray set through the UI (train pool unlabeled, val
+labeled), label 5 cases with the number keys, start a training job, let the worker the app started
+finish it (and its analysis), open Explore and see the map; then the database holds the 5 labels with the
+annotator. Screenshots of every page at 1440x900 go to $MEDSSL_ARTIFACTS.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import select
+
+from db.config import StoreConfig
+from db.models import Annotator, Label
+from db.store import open_store
+from tests.conftest import REPO_ROOT, shared_file
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = [pytest.mark.browser,
+              pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on this machine (CI installs Debian's)")]
+ANNOTATOR = "dr_browser"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _small_real_set(folder: Path) -> tuple[Path, Path]:
+    """40 unlabeled train + 9 labeled val images (< 50 in all, so the map uses the fast PCA path)."""
+    folder.mkdir()
+    source = np.load(shared_file("chest_xray_pneumonia_64/val.npz"))
+    pick = np.random.default_rng(0).permutation(
+        np.r_[np.flatnonzero(source["labels"] == 0)[:22], np.flatnonzero(source["labels"] == 1)[:27]])
+    train, val = pick[::2][:40], pick[1::2][:9]
+    np.savez(folder / "train.npz", images=source["images"][train], labels=source["labels"][train])
+    np.savez(folder / "val.npz", images=source["images"][val], labels=source["labels"][val])
+    return folder / "train.npz", folder / "val.npz"
+
+
+@pytest.fixture
+def app_server(tmp_path, _isolated_home):
+    port = _free_port()
+    env = {**os.environ, "MEDSSL_HOME": str(_isolated_home), "MEDSSL_USER": ANNOTATOR,
+           "MEDSSL_AUTOSTART_WORKER": "1", "MEDSSL_WARM_UMAP": "0"}
+    log = open(tmp_path / "streamlit.log", "wb")  # noqa: SIM115 -- closed below
+    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.port", str(port),
+                               "--server.headless", "true"], cwd=REPO_ROOT, env=env, stdout=log,
+                              stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.3)
+    yield f"http://localhost:{port}"
+    server.terminate()
+    server.wait(20)
+    subprocess.run(["pkill", "-f", f"MEDSSL_HOME={_isolated_home}"], check=False)
+    _stop_workers(_isolated_home)
+    log.close()
+
+
+def _stop_workers(home: Path) -> None:
+    """The app's worker runs in its own session; stop it so no process outlives the test."""
+    import signal
+
+    from db.models import Worker
+
+    store = open_store(StoreConfig.from_env(home=home))
+    with store.sessions.begin() as s:
+        pids = [w.pid for w in s.scalars(select(Worker).where(Worker.stopped_at.is_(None)))]
+    store.dispose()
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+
+def _artifacts() -> Path:
+    folder = Path(os.environ.get("MEDSSL_ARTIFACTS") or REPO_ROOT / "test-artifacts") / "browser"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def test_label_train_explore_in_a_real_browser(app_server, tmp_path, _isolated_home) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    train_npz, val_npz = _small_real_set(tmp_path / "data")
+    shots = _artifacts()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
+        page.set_default_timeout(30_000)
+        page.goto(app_server)
+        page.get_by_label("name").fill("browser-chest")
+        page.get_by_label("classes (comma-separated; mask classes for segmentation)").fill("normal, pneumonia")
+        page.get_by_role("button", name="Create project").click()
+        expect(page.get_by_text("browser-chest  ·  multiclass")).to_be_visible()
+        page.get_by_text("Import images into").click()
+        for path, unlabeled in ((train_npz, True), (val_npz, False)):
+            page.get_by_label("folder or file on this machine").fill(str(path))
+            checkbox = page.get_by_text("import without labels (unlabeled pool)").first
+            if unlabeled != page.get_by_role("checkbox", name="import without labels (unlabeled pool)").first.is_checked():
+                checkbox.click()
+            page.get_by_role("button", name="Import folder").click()
+            expect(page.get_by_text("imported", exact=False).first).to_be_visible()
+            page.wait_for_timeout(500)
+        page.screenshot(path=str(shots / "1-projects.png"))
+
+        page.goto(f"{app_server}/label")
+        expect(page.get_by_role("button", name="2 · pneumonia")).to_be_visible()
+        page.screenshot(path=str(shots / "2-label.png"))
+        for key in "12121":
+            caption = page.locator("[data-testid='stImageCaption']").first.inner_text()
+            page.keyboard.press(key)
+            expect(page.locator("[data-testid='stImageCaption']").first).not_to_have_text(caption)
+
+        page.goto(f"{app_server}/train")
+        page.get_by_label("epochs").fill("1")
+        page.get_by_role("button", name="Start training").click()
+        page.screenshot(path=str(shots / "3-train.png"))
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:        # the worker trains, then analyzes; the map appears
+            page.goto(f"{app_server}/explore")
+            ready = page.locator(".js-plotly-plot").or_(page.get_by_text("No model yet")).or_(
+                page.get_by_text("is not analyzed yet"))
+            expect(ready.first).to_be_visible()
+            if page.locator(".js-plotly-plot").count():
+                break
+            page.wait_for_timeout(2000)
+        expect(page.locator(".js-plotly-plot").first).to_be_visible()
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(shots / "4-explore.png"))
+        for name in ("uncertain", "relations", "models", "export"):
+            page.goto(f"{app_server}/{name}")
+            page.wait_for_timeout(2500)
+            page.screenshot(path=str(shots / f"5-{name}.png"))
+        browser.close()
+
+    store = open_store(StoreConfig.from_env(home=_isolated_home))
+    with store.sessions.begin() as s:
+        rows = s.execute(select(Label.value, Annotator.name).join(Annotator).where(Label.source == "human")
+                         .order_by(Label.id)).all()
+    store.dispose()
+    assert rows == [(0, ANNOTATOR), (1, ANNOTATOR), (0, ANNOTATOR), (1, ANNOTATOR), (0, ANNOTATOR)]
