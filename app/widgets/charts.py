@@ -1,6 +1,7 @@
 """Figures from DataFrames; pure (no database, no session state)."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
@@ -10,18 +11,31 @@ COLOR_COLUMNS = {"current label": "label", "predicted class": "predicted", "unce
 
 
 def umap_scatter(frame: pd.DataFrame, color_by: str) -> go.Figure:
-    """WebGL scatter (stays responsive at 50k points); hover shows id, label, prediction and scores."""
+    """WebGL scatter that stays responsive at 50k points: one trace per category, numeric customdata only
+    (Plotly ships numeric arrays as compact typed arrays; per-point hover strings would dominate the
+    payload). Hover: image id, the colouring value (trace name), predicted class index and entropy."""
     column = COLOR_COLUMNS[color_by]
-    continuous = column in ("entropy", "disagreement")
-    if not continuous:  # unlabeled points first (drawn underneath) in a quiet grey; classes in strong colours
-        frame = frame.assign(_order=(frame[column] != "unlabeled").astype(int)).sort_values("_order", kind="stable")
-    palette = dict(zip(sorted(set(frame[column].astype(str)) - {"unlabeled"}), px.colors.qualitative.Bold))
-    fig = px.scatter(frame, x="x", y="y", color=column, render_mode="webgl",
-                     custom_data=["image_id"], color_continuous_scale="Viridis" if continuous else None,
-                     color_discrete_map={**palette, "unlabeled": "#c9ced6"},
-                     hover_data={"image_id": True, "label": True, "predicted": True, "entropy": ":.3f",
-                                 "x": False, "y": False})
-    fig.update_traces(marker={"size": 5, "opacity": 0.8})
+    hover = ("image %{customdata[0]}<br>predicted class %{customdata[1]}<br>entropy %{customdata[2]:.3f}"
+             "<extra>%{fullData.name}</extra>")
+    custom = np.column_stack([frame["image_id"].to_numpy(np.float64),
+                              pd.to_numeric(frame["predicted_value"], errors="coerce").fillna(-1).to_numpy(np.float64),
+                              frame["entropy"].fillna(0).to_numpy(np.float64)])
+    fig = go.Figure()
+    if column in ("entropy", "disagreement"):
+        fig.add_trace(go.Scattergl(x=frame["x"].to_numpy(), y=frame["y"].to_numpy(), mode="markers", name=color_by,
+                                   customdata=custom, hovertemplate=hover,
+                                   marker={"size": 5, "color": frame[column].fillna(0).to_numpy(),
+                                           "colorscale": "Viridis", "showscale": True, "opacity": 0.85}))
+    else:
+        values = frame[column].astype(str)
+        categories = sorted(set(values) - {"unlabeled"})
+        palette = dict(zip(categories, px.colors.qualitative.Bold))
+        for category in (["unlabeled"] if "unlabeled" in set(values) else []) + categories:  # unlabeled underneath
+            rows = (values == category).to_numpy()
+            fig.add_trace(go.Scattergl(x=frame["x"].to_numpy()[rows], y=frame["y"].to_numpy()[rows], mode="markers",
+                                       name=category, customdata=custom[rows], hovertemplate=hover,
+                                       marker={"size": 5, "opacity": 0.8,
+                                               "color": palette.get(category, "#c9ced6")}))
     fig.update_layout(height=620, margin={"l": 10, "r": 10, "t": 30, "b": 10}, dragmode="lasso",
                       xaxis={"visible": False}, yaxis={"visible": False}, legend_title_text=color_by)
     return fig
