@@ -131,10 +131,10 @@ def browser_explore_seconds(home: Path) -> float | None:
             browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu",
                                                                         "--disable-background-networking"])
             page = browser.new_page(viewport={"width": 1440, "height": 900})
-            page.goto(f"http://localhost:{port}/projects")                 # warm the server session
+            page.goto(f"http://localhost:{port}/")                         # Projects (default page) warms the session
             page.get_by_text("Projects").first.wait_for(timeout=60_000)
             start = time.perf_counter()
-            page.get_by_role("link", name="Explore").click()    # in-session navigation, as a user does
+            page.locator("a[href$=\"/explore\"]").first.click()    # in-session navigation, as a user does
             page.wait_for_function(  # Plotly attaches the drawn traces to the graph div once plotted
                 "() => { const g = document.querySelector('.js-plotly-plot');"
                 " return !!(g && g._fullData && g._fullData.length && g._fullLayout); }", timeout=120_000)
