@@ -17,9 +17,11 @@ def umap_scatter(frame: pd.DataFrame, color_by: str) -> go.Figure:
     column = COLOR_COLUMNS[color_by]
     hover = ("image %{customdata[0]}<br>predicted class %{customdata[1]}<br>entropy %{customdata[2]:.3f}"
              "<extra>%{fullData.name}</extra>")
-    custom = np.column_stack([frame["image_id"].to_numpy(np.float64),
-                              pd.to_numeric(frame["predicted_value"], errors="coerce").fillna(-1).to_numpy(np.float64),
-                              frame["entropy"].fillna(0).to_numpy(np.float64)])
+    # float32 typed arrays: half the payload of float64 (ids stay exact below 2**24 = 16.7M images)
+    custom = np.column_stack([frame["image_id"].to_numpy(np.float32),
+                              pd.to_numeric(frame["predicted_value"], errors="coerce").fillna(-1).to_numpy(np.float32),
+                              frame["entropy"].fillna(0).to_numpy(np.float32)])
+    frame = frame.assign(x=frame["x"].astype(np.float32), y=frame["y"].astype(np.float32))
     fig = go.Figure()
     if column in ("entropy", "disagreement"):
         fig.add_trace(go.Scattergl(x=frame["x"].to_numpy(), y=frame["y"].to_numpy(), mode="markers", name=color_by,
