@@ -121,3 +121,18 @@ def test_stale_running_job_is_requeued_then_fails_after_max_attempts(store) -> N
         assert requeue_stale(s) == []
         job = s.get(Job, job_id, populate_existing=True)
         assert job.status == "failed" and "died" in job.error
+
+
+def test_run_job_runs_exactly_that_job_and_refuses_others(store, handlers, capsys) -> None:
+    from engine.cli import main
+
+    ran: list[int] = []
+    handlers["ok"] = lambda ctx: ran.append(ctx.job_id) or "fine"
+    with store.sessions.begin() as s:
+        first, second = enqueue(s, "ok", {}).id, enqueue(s, "ok", {}).id
+    db = ["--db", store.config.db_url]
+    assert main(["run-job", str(second), *db]) == 0
+    assert ran == [second]
+    assert main(["run-job", str(second), *db]) == 2          # already done: not queued
+    with store.sessions.begin() as s:
+        assert s.get(Job, first).status == "queued"

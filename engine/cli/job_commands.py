@@ -20,6 +20,12 @@ def register(subparsers, parents) -> None:
     p.add_argument("--device", choices=["cuda", "cpu"], help="default: CUDA when present")
     p.set_defaults(handler=cmd_worker)
 
+    p = subparsers.add_parser("run-job", parents=parents,
+                              help="run one queued job in this process (the unit torchrun wraps for multi-GPU)")
+    p.add_argument("job_id", type=int)
+    p.add_argument("--device", choices=["cuda", "cpu"], help="default: CUDA when present")
+    p.set_defaults(handler=cmd_run_job)
+
     p = subparsers.add_parser("jobs", parents=parents, help="list a project's jobs")
     p.add_argument("--project", required=True)
     p.add_argument("--json", action="store_true")
@@ -53,6 +59,25 @@ def cmd_worker(args: argparse.Namespace) -> int:
     finally:
         worker.close()
     return 0
+
+
+def cmd_run_job(args: argparse.Namespace) -> int:
+    from engine.worker import Worker
+
+    store = store_from_args(args)
+    with store.sessions.begin() as session:
+        job = session.get(Job, args.job_id)
+        if job is None or job.status != "queued":
+            raise UsageError(f"job {args.job_id} is {'missing' if job is None else job.status}, not queued")
+    worker = Worker(store, device=args.device)
+    try:
+        worker.run_once(job_id=args.job_id)
+    finally:
+        worker.close()
+    with store.sessions.begin() as session:
+        job = session.get(Job, args.job_id)
+        print(f"job {job.id} {job.status}: {job.message or ''}")
+        return 0 if job.status == "done" else 1
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:

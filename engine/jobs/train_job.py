@@ -13,7 +13,7 @@ from db.enums import Task
 from db.jobs import enqueue
 from db.models import Project
 from db.results import add_checkpoint
-from engine.config import TrainConfig
+from engine.config import TrainConfig, replace
 from engine.jobs import register_handler
 from engine.jobs.context import JobCancelled, JobContext, JobInterrupted
 from engine.jobs.snapshot import load_snapshot
@@ -72,6 +72,8 @@ def run_train_job(ctx: JobContext) -> str:
     if project.task == Task.SEGMENTATION:
         raise ValueError("segmentation training is not available yet (SECL lands with the segmentation engine)")
     cfg = build_config(ctx.params)
+    if ctx.device:                       # `worker --device cpu|cuda` overrides the config's auto-pick
+        cfg = replace(cfg, device=ctx.device)
     size = ctx.params.get("image_size") or project.image_size
     snap = load_snapshot(store, project, size)
     if snap.labels_used == 0:
