@@ -11,6 +11,19 @@ from db import results
 from db.models import Image, Label, Prediction, Project, Projection, UncertaintyScore
 
 
+def current_project() -> Project | None:
+    """The sidebar's project (detached, safe to read after the session closes), or None with a hint shown."""
+    from app import state
+
+    with get_store().sessions.begin() as session:
+        project = session.get(Project, state.get(state.PROJECT) or 0)
+        if project is not None:
+            session.expunge(project)
+    if project is None:
+        st.info("Create or import a project first (Projects page).")
+    return project
+
+
 def active_checkpoint_id(project_id: int) -> int | None:
     with get_store().sessions.begin() as session:
         return results.active_checkpoint_id(session, project_id)

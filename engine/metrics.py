@@ -102,3 +102,73 @@ def srcmt_metrics(probs: np.ndarray, labels: np.ndarray, class_names: Sequence[s
                   threshold: float = 0.18) -> dict[str, Any]:
     """SRC-MT's published definitions (METHODS §0.4): per-class p >= 0.18, binary metrics, class mean."""
     return classification_metrics(probs, labels, "multiclass", class_names, threshold=threshold)
+
+
+# --- segmentation (METHODS §0.4) ------------------------------------------------------------------------------
+
+
+def _surface(mask: np.ndarray) -> np.ndarray:
+    """Boundary pixels: the mask minus its 4-connected erosion (a one-pixel object is all surface)."""
+    from scipy import ndimage
+
+    return mask & ~ndimage.binary_erosion(mask, structure=ndimage.generate_binary_structure(mask.ndim, 1))
+
+
+def surface_distances(pred: np.ndarray, truth: np.ndarray, spacing: Sequence[float] | None = None) -> np.ndarray:
+    """Both directed sets of boundary-to-boundary distances, concatenated (pixels unless spacing is given)."""
+    from scipy import ndimage
+
+    pred_s, truth_s = _surface(pred), _surface(truth)
+    to_truth = ndimage.distance_transform_edt(~truth_s, sampling=spacing)
+    to_pred = ndimage.distance_transform_edt(~pred_s, sampling=spacing)
+    return np.concatenate([to_truth[pred_s], to_pred[truth_s]])
+
+
+def binary_seg_scores(pred: np.ndarray, truth: np.ndarray, spacing: Sequence[float] | None = None
+                      ) -> dict[str, float]:
+    """Dice, Jaccard, HD95 (95th percentile of the symmetric surface distances), ASD (their mean).
+
+    Empty-mask rule: both empty -> Dice = Jaccard = 1; exactly one empty -> 0; HD95/ASD NaN whenever
+    either mask has no surface (left out of every mean).
+    """
+    pred, truth = np.asarray(pred, dtype=bool), np.asarray(truth, dtype=bool)
+    n_pred, n_truth = int(pred.sum()), int(truth.sum())
+    if n_pred == 0 or n_truth == 0:
+        both = float(n_pred == n_truth)
+        return {"dice": both, "jaccard": both, "hd95": float("nan"), "asd": float("nan")}
+    inter = int((pred & truth).sum())
+    dist = surface_distances(pred, truth, spacing)
+    return {"dice": 2.0 * inter / (n_pred + n_truth), "jaccard": inter / (n_pred + n_truth - inter),
+            "hd95": float(np.percentile(dist, 95)), "asd": float(dist.mean())}
+
+
+SEG_KEYS = ("dice", "jaccard", "hd95", "asd")
+
+
+def segmentation_metrics(pred: np.ndarray, truth: np.ndarray, class_names: Sequence[str] | None = None,
+                         spacing: Sequence[float] | None = None) -> dict[str, Any]:
+    """Per image and per foreground class (index >= 1), then the mean over images, then over classes.
+
+    pred, truth: int class-index masks (N, H, W); truth -1 = unannotated pixels, ignored. Returns the means
+    plus 'per_class' and 'per_image' (mean over classes per image, for case-level views).
+    """
+    pred, truth = np.asarray(pred), np.asarray(truth)
+    n_cls = max(len(class_names) if class_names is not None else 0, int(max(pred.max(initial=0),
+                                                                            truth.max(initial=0))) + 1, 2)
+    names = list(class_names) if class_names is not None else [f"class_{i}" for i in range(n_cls)]
+    scores = np.full((len(pred), n_cls - 1, len(SEG_KEYS)), np.nan)  # (N, K-1, 4)
+    for i, (p, t) in enumerate(zip(pred, truth)):
+        valid = t >= 0
+        for c in range(1, n_cls):
+            case = binary_seg_scores((p == c) & valid, t == c, spacing)
+            scores[i, c - 1] = [case[k] for k in SEG_KEYS]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns (no surfaces anywhere) stay NaN
+        per_class = np.nanmean(scores, axis=0)  # (K-1, 4)
+        per_image = np.nanmean(scores, axis=1)  # (N, 4)
+        overall = np.nanmean(per_class, axis=0) if len(pred) else np.full(len(SEG_KEYS), np.nan)
+    out: dict[str, Any] = {k: float(overall[j]) for j, k in enumerate(SEG_KEYS)}
+    out["per_class"] = {names[c]: {k: float(per_class[c - 1, j]) for j, k in enumerate(SEG_KEYS)}
+                        for c in range(1, n_cls)}
+    out["per_image"] = {k: per_image[:, j].tolist() for j, k in enumerate(SEG_KEYS)}
+    return out

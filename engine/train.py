@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from engine import seg_task
 from engine.checkpoints import cpu_state, load_checkpoint, method_state, plain, save_checkpoint
 from engine.config import TrainConfig
 from engine.device import (
@@ -33,6 +34,7 @@ from engine.methods import METHODS, Batch, Plan, SSLMethod, StepOutput
 from engine.methods.ramps import lr_factors
 from engine.metrics import classification_metrics
 from engine.models import create_model
+from engine.models.unet import create_seg_model
 
 log = logging.getLogger(__name__)
 CALIBRATION_STEPS = 20  # CONTRACTS §6: the budget plan is fixed after timing the first 20 iterations
@@ -91,8 +93,12 @@ class _Trainer:
         self.dir = Path(checkpoint_dir) if checkpoint_dir else None
         self.device = pick_device(cfg.device)
         self.dtype = amp_dtype(self.device, cfg.amp)
+        self.segmentation = data.task == "segmentation"
+        if data.task not in METHODS[method].tasks:
+            raise ValueError(f"method {method!r} cannot train {data.task} data")
         self._prepare_data(data)
-        student = create_model(cfg.backbone, len(data.class_names), data.in_chans, cfg.pretrained)
+        student = create_seg_model(cfg.backbone, len(data.class_names), data.in_chans) if self.segmentation \
+            else create_model(cfg.backbone, len(data.class_names), data.in_chans, cfg.pretrained)
         if init_state is not None:
             student.load_state_dict(init_state)
         self.views = ViewMaker(cfg.data.aug, cfg.data.mean, cfg.data.std)
@@ -116,7 +122,8 @@ class _Trainer:
         pool = np.arange(len(data.images))
         if data.val_images is None:  # CONTRACTS §6: stratified, patient-disjoint 20 % of the labeled
             groups = None if data.groups is None else np.asarray(data.groups)[labeled]
-            keep, held = stratified_holdout(np.asarray(data.labels)[labeled], groups, 0.2, self.cfg.seed)
+            keys = np.zeros(len(labeled), np.int64) if self.segmentation else np.asarray(data.labels)[labeled]
+            keep, held = stratified_holdout(keys, groups, 0.2, self.cfg.seed)
             val_idx, labeled = labeled[held], labeled[keep]
             pool = np.setdiff1d(pool, val_idx)
             val_images, val_labels = data.images[val_idx], np.asarray(data.labels)[val_idx]
@@ -125,9 +132,10 @@ class _Trainer:
         unlabeled = np.setdiff1d(pool, labeled)
         size = self.cfg.data.image_size
         self.images = to_uint8_tensor(data.images, size).to(self.device)
-        self.targets = targets_tensor(np.asarray(data.labels), data.task).to(self.device)
+        self.targets = (seg_task.mask_tensor(data.labels, size) if self.segmentation else
+                        targets_tensor(np.asarray(data.labels), data.task)).to(self.device)
         self.val_images = to_uint8_tensor(val_images, size).to(self.device)
-        self.val_labels = val_labels
+        self.val_labels = seg_task.mask_tensor(val_labels, size).numpy() if self.segmentation else val_labels
         self.labeled_idx = labeled
         self.sampler = TwoStreamSampler(labeled, unlabeled if len(unlabeled) else pool,
                                         self.cfg.data.labeled_batch, self.cfg.data.unlabeled_batch, self.cfg.seed,
@@ -135,6 +143,8 @@ class _Trainer:
 
     def _class_counts(self) -> np.ndarray:
         labels = np.asarray(self.data.labels)[self.labeled_idx]
+        if self.segmentation:
+            return seg_task.pixel_counts(labels, len(self.data.class_names))
         if self.data.task == "multiclass":
             return np.bincount(labels, minlength=len(self.data.class_names))
         return labels.sum(axis=0)
@@ -220,6 +230,10 @@ class _Trainer:
     def _evaluate(self) -> dict[str, dict[str, Any]]:
         metrics = {}
         for role, model in self.method.eval_models().items():
+            if self.segmentation:
+                metrics[role] = seg_task.evaluate(model, self.val_images, self.val_labels, self.views,
+                                                  self.data.class_names, self.cfg.eval_batch_size, self.dtype)
+                continue
             probs, _ = predict_tensor(model, self.val_images, self.views, self.data.task, self.cfg.eval_batch_size,
                                       self.dtype)
             metrics[role] = classification_metrics(probs, self.val_labels, self.data.task, self.data.class_names,
@@ -274,7 +288,8 @@ class _Trainer:
         """Validate, keep the best, checkpoint; True when training should stop early."""
         metrics = self._evaluate()
         role = self._role(metrics)
-        score = metrics[role]["auc"]
+        key = seg_task.SELECT_KEY if self.segmentation else "auc"
+        score = metrics[role][key]
         score = -math.inf if score is None or math.isnan(score) else score
         improved = score > self.best_score
         if improved:
@@ -286,7 +301,7 @@ class _Trainer:
         info = {"step": self.step, "epoch": self.step / self.spe, "metrics": metrics, "role": role,
                 "improved": improved, "seconds": self.seconds, "planned_steps": self.plan.total_steps}
         self.history.append(plain({k: info[k] for k in ("step", "epoch", "seconds")} |
-                                  {"val_auc": score, "val_auc_student": metrics["student"]["auc"]}))
+                                  {f"val_{key}": score, f"val_{key}_student": metrics["student"][key]}))
         self._emit("on_eval", info)
         if self.dir is not None:
             payload = self._payload(metrics)

@@ -9,7 +9,7 @@ from pathlib import Path
 import streamlit as st
 from sqlalchemy import select
 
-from app import state
+from app.queries import current_project
 from app.resources import get_store
 from db.exports import LABEL_FIELDS, label_records, prediction_records, to_csv, to_json
 from db.jobs import enqueue, job_dict
@@ -53,11 +53,11 @@ def _model_section(project: Project) -> None:
 
 def render() -> None:
     store = get_store()
+    project = current_project()
+    if project is None:
+        return
     with store.sessions.begin() as session:
-        project = session.get(Project, state.get(state.PROJECT) or 0)
-        if project is None:
-            st.info("Create or import a project first (Projects page).")
-            return
+        project = session.merge(project, load=False)
         labels = label_records(session, project)
         checkpoint_id = active_checkpoint_id(session, project.id)
         predictions = prediction_records(session, project, checkpoint_id) if checkpoint_id else []

@@ -8,6 +8,7 @@ import streamlit as st
 from sqlalchemy import select
 
 from app import state
+from app.queries import current_project
 from app.resources import get_store
 from app.widgets.image import load_display, window_range
 from app.widgets.image import render as render_pixels
@@ -133,11 +134,11 @@ def _suggestion(session, project: Project, image: Image, checkpoint_id: int | No
 
 def render() -> None:
     store = get_store()
+    project = current_project()
+    if project is None:
+        return
     with store.sessions.begin() as session:
-        project = session.get(Project, state.get(state.PROJECT) or 0)
-        if project is None:
-            st.info("Create or import a project first (Projects page).")
-            return
+        project = session.merge(project, load=False)
         annotator = get_or_create_annotator(session, state.get(state.ANNOTATOR) or state.default_annotator())
         checkpoint_id = active_checkpoint_id(session, project.id)
         image = _pick_image(session, project, annotator.id, checkpoint_id)

@@ -4,10 +4,9 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app import state
+from app.queries import current_project
 from app.resources import get_store
 from app.widgets.charts import confusion_figure, reliability_figure, roc_figure
-from db.models import Project
 from db.results import flipped_predictions, list_checkpoints
 
 HEADLINE = ["auc", "sensitivity", "specificity", "f1", "balanced_accuracy", "ece"]
@@ -59,11 +58,11 @@ def _compare(session, checkpoints, split: str) -> None:
 
 def render() -> None:
     store = get_store()
+    project = current_project()
+    if project is None:
+        return
     with store.sessions.begin() as session:
-        project = session.get(Project, state.get(state.PROJECT) or 0)
-        if project is None:
-            st.info("Create or import a project first (Projects page).")
-            return
+        project = session.merge(project, load=False)
         st.title(f"Models & metrics · {project.name}")
         checkpoints = list_checkpoints(session, project.id)
         if not checkpoints:

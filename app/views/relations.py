@@ -8,10 +8,15 @@ import streamlit as st
 
 from app import state
 from app.navigation import open_in_label
-from app.queries import active_checkpoint_id, image_frame, neighbour_disagreement, relation_edges, thumbnails
-from app.resources import get_store
+from app.queries import (
+    active_checkpoint_id,
+    current_project,
+    image_frame,
+    neighbour_disagreement,
+    relation_edges,
+    thumbnails,
+)
 from app.widgets.charts import relation_graph
-from db.models import Project
 
 
 def _layout(center: int, neighbours: pd.DataFrame) -> pd.DataFrame:
@@ -23,10 +28,8 @@ def _layout(center: int, neighbours: pd.DataFrame) -> pd.DataFrame:
 
 
 def render() -> None:
-    with get_store().sessions.begin() as session:
-        project = session.get(Project, state.get(state.PROJECT) or 0)
+    project = current_project()
     if project is None:
-        st.info("Create or import a project first (Projects page).")
         return
     st.title(f"Relations · {project.name}")
     checkpoint_id = active_checkpoint_id(project.id)

@@ -6,6 +6,7 @@ import streamlit as st
 from sqlalchemy import select
 
 from app import state
+from app.queries import current_project
 from app.resources import get_store
 from db.jobs import enqueue, job_dict, request_cancel
 from db.models import Job, Project
@@ -85,10 +86,8 @@ def _checkpoints(project: Project) -> None:
 
 
 def render() -> None:
-    with get_store().sessions.begin() as session:
-        project = session.get(Project, state.get(state.PROJECT) or 0)
+    project = current_project()
     if project is None:
-        st.info("Create or import a project first (Projects page).")
         return
     st.title(f"Train · {project.name}")
     if project.task == "segmentation":

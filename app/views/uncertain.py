@@ -5,9 +5,7 @@ import streamlit as st
 
 from app import state
 from app.navigation import open_in_label
-from app.queries import active_checkpoint_id, image_frame, thumbnails
-from app.resources import get_store
-from db.models import Project
+from app.queries import active_checkpoint_id, current_project, image_frame, thumbnails
 
 SCORES = ["entropy", "margin", "least_confidence", "disagreement"]
 
@@ -18,10 +16,8 @@ def _label_next(ids: list[int]) -> None:
 
 
 def render() -> None:
-    with get_store().sessions.begin() as session:
-        project = session.get(Project, state.get(state.PROJECT) or 0)
+    project = current_project()
     if project is None:
-        st.info("Create or import a project first (Projects page).")
         return
     st.title(f"Uncertain cases · {project.name}")
     checkpoint_id = active_checkpoint_id(project.id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
+import sys
 
 from db.config import StoreConfig
 from db.store import Store, open_store
@@ -31,3 +32,27 @@ def common_parser() -> argparse.ArgumentParser:
 
 def store_from_args(args: argparse.Namespace) -> Store:
     return open_store(StoreConfig.from_env(home=args.home, db=args.db))
+
+
+def project_or_usage_error(session, name: str):
+    """The named project; an unknown name is a usage error (exit 2) that lists the known projects."""
+    from db.projects import ProjectError, require_project
+
+    try:
+        return require_project(session, name)
+    except ProjectError as error:
+        raise UsageError(str(error)) from error
+
+
+def finish_job(store: Store, job_id: int, run_here: bool):
+    """Block until the job ends; with no worker alive (`run_here`), run it in this process first."""
+    from engine.worker import Worker, wait_for_job
+
+    if run_here:
+        print("no worker alive: running the job in this process", file=sys.stderr)
+        worker = Worker(store)
+        try:
+            worker.run_once(job_id=job_id)
+        finally:
+            worker.close()
+    return wait_for_job(store, job_id)

@@ -10,10 +10,16 @@ from tqdm import tqdm
 
 from db.enums import Split, Task
 from db.exports import LABEL_FIELDS, label_records, prediction_records, to_csv, to_json
-from db.projects import ProjectError, require_project
+from db.projects import require_project
 from db.results import active_checkpoint_id
 from db.status import project_status
-from engine.cli.common import UsageError, default_annotator, store_from_args
+from engine.cli.common import (
+    UsageError,
+    default_annotator,
+    finish_job,
+    project_or_usage_error,
+    store_from_args,
+)
 from engine.data.demo import DEMO_PROJECT, HOW_TO_IMPORT, demo_folder, import_demo, shared_data_dir
 from engine.data.importer import ImportRequest, ImportUsageError, SourceMissingError, run_import
 
@@ -103,10 +109,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     store = store_from_args(args)
     with store.sessions.begin() as session:
-        try:
-            status = project_status(session, require_project(session, args.project))
-        except ProjectError as error:
-            raise UsageError(str(error)) from error
+        status = project_status(session, project_or_usage_error(session, args.project))
     if args.json:
         print(json.dumps(status, indent=2))
         return 0
@@ -127,10 +130,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     store = store_from_args(args)
     with store.sessions.begin() as session:
-        try:
-            project = require_project(session, args.project)
-        except ProjectError as error:
-            raise UsageError(str(error)) from error
+        project = project_or_usage_error(session, args.project)
         if args.what == "model":
             project_id = project.id
         elif args.what == "predictions":
@@ -160,18 +160,11 @@ def _export_model(store, project_id: int, out: Path) -> int:
     from db.jobs import enqueue
     from db.models import Job
     from db.status import alive_workers
-    from engine.worker import Worker, wait_for_job
 
     with store.sessions.begin() as session:
         job_id = enqueue(session, "export", {}, project_id=project_id).id
         run_here = alive_workers(session) == 0
-    if run_here:
-        worker = Worker(store)
-        try:
-            worker.run_once(job_id=job_id)
-        finally:
-            worker.close()
-    job = wait_for_job(store, job_id)
+    job = finish_job(store, job_id, run_here)
     if job.status != "done":
         print(f"export failed: {job.error or job.message}", file=sys.stderr)
         return 1

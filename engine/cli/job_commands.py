@@ -10,8 +10,7 @@ from sqlalchemy import select
 
 from db.jobs import job_dict, request_cancel
 from db.models import Job
-from db.projects import ProjectError, require_project
-from engine.cli.common import UsageError, store_from_args
+from engine.cli.common import UsageError, project_or_usage_error, store_from_args
 
 
 def register(subparsers, parents) -> None:
@@ -76,17 +75,14 @@ def cmd_run_job(args: argparse.Namespace) -> int:
         worker.close()
     with store.sessions.begin() as session:
         job = session.get(Job, args.job_id)
-        print(f"job {job.id} {job.status}: {job.message or ''}")
-        return 0 if job.status == "done" else 1
+    print(f"job {job.id} {job.status}: {job.message or ''}")
+    return 0 if job.status == "done" else 1
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
     store = store_from_args(args)
     with store.sessions.begin() as session:
-        try:
-            project = require_project(session, args.project)
-        except ProjectError as error:
-            raise UsageError(str(error)) from error
+        project = project_or_usage_error(session, args.project)
         jobs = [job_dict(j) for j in session.scalars(select(Job).where(Job.project_id == project.id)
                                                        .order_by(Job.id))]
     if args.json:

@@ -5,9 +5,8 @@ import argparse
 import json
 
 from db.models import Checkpoint
-from db.projects import ProjectError, require_project
 from db.results import flipped_predictions, list_checkpoints, set_active
-from engine.cli.common import UsageError, store_from_args
+from engine.cli.common import UsageError, project_or_usage_error, store_from_args
 
 
 def register(subparsers, parents) -> None:
@@ -41,10 +40,7 @@ def _checkpoint_dict(c: Checkpoint) -> dict:
 
 
 def _project_id(session, name: str) -> int:
-    try:
-        return require_project(session, name).id
-    except ProjectError as error:
-        raise UsageError(str(error)) from error
+    return project_or_usage_error(session, name).id
 
 
 def cmd_models(args: argparse.Namespace) -> int:

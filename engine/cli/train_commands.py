@@ -5,10 +5,10 @@ import argparse
 import sys
 
 from db.jobs import enqueue
-from db.projects import ProjectError, get_or_create_annotator, require_project, touch_project
+from db.projects import get_or_create_annotator, touch_project
 from db.results import active_checkpoint_id
 from db.status import alive_workers
-from engine.cli.common import UsageError, default_annotator, store_from_args
+from engine.cli.common import default_annotator, finish_job, project_or_usage_error, store_from_args
 
 METHOD_NAMES = ["supervised", "mean_teacher", "src_mt", "s2mts2"]
 BACKBONES = ["compact_cnn", "resnet18_small", "densenet121"]
@@ -40,10 +40,7 @@ def register(subparsers, parents) -> None:
 def _enqueue(args: argparse.Namespace, kind: str, params: dict, dedupe: bool = False) -> int:
     store = store_from_args(args)
     with store.sessions.begin() as session:
-        try:
-            project = require_project(session, args.project)
-        except ProjectError as error:
-            raise UsageError(str(error)) from error
+        project = project_or_usage_error(session, args.project)
         touch_project(session, project)
         creator = get_or_create_annotator(session, args.annotator)
         params = {k: v for k, v in params.items() if v is not None}
@@ -58,17 +55,7 @@ def _enqueue(args: argparse.Namespace, kind: str, params: dict, dedupe: bool = F
 
 
 def _wait(store, job_id: int, run_here: bool) -> int:
-    """Block until the job ends; with no worker alive, run it in this process."""
-    from engine.worker import Worker, wait_for_job
-
-    if run_here:
-        print("no worker alive: running the job in this process", file=sys.stderr)
-        worker = Worker(store)
-        try:
-            worker.run_once(job_id=job_id)
-        finally:
-            worker.close()
-    job = wait_for_job(store, job_id)
+    job = finish_job(store, job_id, run_here)
     print(f"job {job_id} {job.status}: {job.message or ''}")
     if job.status != "done" and job.error:
         print(job.error, file=sys.stderr)

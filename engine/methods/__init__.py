@@ -1,5 +1,13 @@
 """SSL methods; importing this package registers every method in METHODS (key = file name)."""
-from engine.methods import mean_teacher, s2mts2, src_mt, supervised  # noqa: F401  (registration)
+from engine.methods import (  # noqa: F401  (registration)
+    mean_teacher,
+    s2mts2,
+    secl,
+    seg_mean_teacher,
+    seg_supervised,
+    src_mt,
+    supervised,
+)
 from engine.methods.base import METHODS, Batch, Plan, SSLMethod, StepOutput
 
 __all__ = ["METHODS", "Batch", "Plan", "SSLMethod", "StepOutput"]

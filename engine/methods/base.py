@@ -51,6 +51,7 @@ class SSLMethod(nn.Module):
 
     params_cls: ClassVar[type] = BaseParams
     uses_teacher: ClassVar[bool] = False
+    tasks: ClassVar[tuple[str, ...]] = ("multiclass", "multilabel")  # data tasks the method trains
 
     def __init__(self, student: nn.Module, task: str, num_classes: int, views: ViewMaker,
                  params: Any = None, class_counts: np.ndarray | None = None) -> None:
