@@ -10,16 +10,17 @@ from db.results import active_checkpoint_id
 from db.status import alive_workers
 from engine.cli.common import default_annotator, finish_job, project_or_usage_error, store_from_args
 
-METHOD_NAMES = ["supervised", "mean_teacher", "src_mt", "s2mts2"]
-BACKBONES = ["compact_cnn", "resnet18_small", "densenet121"]
+METHOD_NAMES = ["supervised", "mean_teacher", "src_mt", "s2mts2", "seg_supervised", "seg_mean_teacher", "secl"]
+BACKBONES = ["compact_cnn", "resnet18_small", "densenet121", "unet", "unet_small"]
 
 
 def register(subparsers, parents) -> None:
     p = subparsers.add_parser("train", parents=parents,
                               help="train on the project's labels + unlabeled pool (enqueues a job)")
     p.add_argument("--project", required=True)
-    p.add_argument("--method", default="src_mt", choices=METHOD_NAMES)
-    p.add_argument("--backbone", default="compact_cnn", choices=BACKBONES)
+    p.add_argument("--method", choices=METHOD_NAMES, help="default: src_mt (classification), secl (segmentation)")
+    p.add_argument("--backbone", choices=BACKBONES,
+                   help="default: compact_cnn (classification, CPU), unet_small (segmentation)")
     p.add_argument("--epochs", type=int, help="passes over the training pool (default from the method config)")
     p.add_argument("--image-size", type=int, help="default: the project's image size")
     p.add_argument("--seed", type=int, default=0)

@@ -17,6 +17,7 @@ from engine.evaluation import evaluation_report
 from engine.infer import infer
 from engine.jobs import register_handler
 from engine.jobs.context import JobContext
+from engine.jobs.seg_analysis import analyze_segmentation, seg_evaluation, write_proposals
 from engine.projection import project_2d
 from engine.relations import knn_graph
 from engine.strategies import Candidates, get_strategy
@@ -65,7 +66,8 @@ def run_analyze_job(ctx: JobContext) -> str:
         checkpoint = session.get(Checkpoint, checkpoint_id)
         rows = session.execute(select(Image.id, Image.split, Image.label_status).where(
             Image.project_id == project.id).order_by(Image.id)).all()
-        task, channels, strategy = project.task, project.channels, (project.settings or {}).get(
+        task, channels, classes = project.task, project.channels, list(project.classes)
+        strategy = (project.settings or {}).get(
             "strategy", DEFAULT_STRATEGY)
         ckpt_path = Path(store.config.home) / checkpoint.path
     t0 = time.perf_counter()
@@ -73,12 +75,18 @@ def run_analyze_job(ctx: JobContext) -> str:
     image_size = int(ctx.params.get("image_size") or 0) or None
     cache = build_cache(store, ctx.project_id, image_size or _checkpoint_size(ckpt_path), channels)
     ids = np.array([r.id for r in rows], np.int64)
-    preds = infer(ckpt_path, np.asarray(cache.images[cache.rows(ids)]), device=ctx.device or "auto")
+    images = np.asarray(cache.images[cache.rows(ids)])
+    if task == "segmentation":
+        seg = analyze_segmentation(ckpt_path, images, len(classes), ctx.device or "auto")
+        probs, student_probs, embeddings, scores = seg.fractions, None, seg.embeddings, seg.scores
+    else:
+        preds = infer(ckpt_path, images, device=ctx.device or "auto")
+        has_teacher = preds.teacher_probs is not None
+        probs = preds.teacher_probs if has_teacher else preds.student_probs
+        student_probs = preds.student_probs if has_teacher else None
+        embeddings = preds.teacher_features if has_teacher else preds.student_features
+        scores = uncertainty_scores(probs, task, student_probs)
     timings["inference_s"] = time.perf_counter() - t0
-    has_teacher = preds.teacher_probs is not None
-    probs = preds.teacher_probs if has_teacher else preds.student_probs
-    embeddings = preds.teacher_features if has_teacher else preds.student_features
-    scores = uncertainty_scores(probs, task, preds.student_probs if has_teacher else None)
     t1 = time.perf_counter()
     ctx.report(progress=0.4, message="relation graph (kNN)", force=True)
     # Pooled post-ReLU features are all positive, so raw cosine similarities crowd near 1; centring them
@@ -93,11 +101,15 @@ def run_analyze_job(ctx: JobContext) -> str:
     ranks = _rank_candidates(rows, centred, scores, knn, strategy, seed=checkpoint_id)
     t3 = time.perf_counter()
     ctx.report(progress=0.8, message="writing results", force=True)
-    analysis = AnalysisRows(image_ids=ids, predicted=_predicted(probs, task), probs=probs,
-                            student_probs=preds.student_probs if has_teacher else None, scores=scores,
+    analysis = AnalysisRows(image_ids=ids, predicted=[None] * len(ids) if task == "segmentation"
+                            else _predicted(probs, task), probs=probs, student_probs=student_probs, scores=scores,
                             acquisition_rank=ranks, embeddings=embeddings, coords=coords,
                             projection_method=method, knn_indices=knn[0], knn_sims=knn[1])
-    evaluation = _evaluate_splits(store, project_id=ctx.project_id, ids=ids, probs=probs, task=task)
+    if task == "segmentation":
+        evaluation = seg_evaluation(store, ctx.project_id, ids, seg.masks, classes)
+        write_proposals(store, ctx.project_id, checkpoint_id, ids, seg.masks)
+    else:
+        evaluation = _evaluate_splits(store, project_id=ctx.project_id, ids=ids, probs=probs, task=task)
     with store.sessions.begin() as session:
         replace_analysis(session, checkpoint_id, analysis)
         checkpoint = session.get(Checkpoint, checkpoint_id)

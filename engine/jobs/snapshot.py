@@ -37,28 +37,47 @@ def _encode(task: str, n_classes: int, values: list) -> np.ndarray:
     return np.array([-1 if v is None else int(v) for v in values], dtype=np.int64)
 
 
+def _masks(store: Store, mask_paths: list[str | None], size: int) -> np.ndarray:
+    """(N, size, size) int64 class-index masks; -1 everywhere for images without a mask (unlabeled)."""
+    import cv2
+
+    from engine.data.io import load_mask
+
+    out = np.full((len(mask_paths), size, size), -1, dtype=np.int64)
+    for i, path in enumerate(mask_paths):
+        if path:
+            mask = load_mask(store.config.home / path)
+            out[i] = cv2.resize(mask, (size, size), interpolation=cv2.INTER_NEAREST) if mask.shape != (size, size) else mask
+    return out
+
+
 def load_snapshot(store: Store, project: Project, size: int | None = None) -> Snapshot:
     """Train split (excluded images left out) as the pool; labeled val split for validation; test unused."""
     size = size or project.image_size
     with store.sessions.begin() as session:
         rows = session.execute(
-            select(Image.id, Image.split, Image.label_status, Image.patient_key, Label.value)
+            select(Image.id, Image.split, Image.label_status, Image.patient_key, Label.value, Label.mask_path)
             .outerjoin(Label, Label.id == Image.current_label_id)
             .where(Image.project_id == project.id, Image.label_status != LabelStatus.EXCLUDED.value)
             .order_by(Image.id)).all()
     cache = build_cache(store, project.id, size, project.channels)
+    segmentation = project.task == "segmentation"
+    has_label = (lambda r: r.mask_path is not None) if segmentation else (lambda r: r.value is not None)
     train = [r for r in rows if r.split == "train"]
-    val = [r for r in rows if r.split == "val" and r.value is not None]
+    val = [r for r in rows if r.split == "val" and has_label(r)]
     n_classes = len(project.classes)
     ids = np.array([r.id for r in train], dtype=np.int64)
-    values = [r.value for r in train]
-    labeled = np.array([v is not None for v in values], dtype=bool)
-    digest = hashlib.sha256(json.dumps([(r.id, r.value) for r in train + val if r.value is not None]).encode())
+    labeled = np.array([has_label(r) for r in train], dtype=bool)
+    digest = hashlib.sha256(json.dumps([(r.id, r.value, r.mask_path) for r in train + val if has_label(r)]).encode())
     val_ids = np.array([r.id for r in val], dtype=np.int64)
+    if segmentation:
+        labels = _masks(store, [r.mask_path for r in train], size)
+        val_labels = _masks(store, [r.mask_path for r in val], size) if val else None
+    else:
+        labels = _encode(project.task, n_classes, [r.value for r in train])
+        val_labels = _encode(project.task, n_classes, [r.value for r in val]) if val else None
     return Snapshot(
-        image_ids=ids, images=np.asarray(cache.images[cache.rows(ids)]),
-        labels=_encode(project.task, n_classes, values), labeled_mask=labeled,
+        image_ids=ids, images=np.asarray(cache.images[cache.rows(ids)]), labels=labels, labeled_mask=labeled,
         groups=np.array([r.patient_key or f"image-{r.id}" for r in train]),
-        val_images=np.asarray(cache.images[cache.rows(val_ids)]) if len(val) else None,
-        val_labels=_encode(project.task, n_classes, [r.value for r in val]) if len(val) else None,
+        val_images=np.asarray(cache.images[cache.rows(val_ids)]) if val else None, val_labels=val_labels,
         labels_used=int(labeled.sum()) + len(val), label_hash=digest.hexdigest())

@@ -53,11 +53,23 @@ class _Progress:
                      metrics={"curve": self.curve, "role": role})
 
 
-def build_config(params: dict[str, Any]) -> TrainConfig:
-    raw = dict(params.get("config") or {})
+SEGMENTATION_METHODS = ("seg_supervised", "seg_mean_teacher", "secl")
+DEFAULTS = {Task.SEGMENTATION: {"method": "secl", "backbone": "unet_small"},
+            "classification": {"method": "src_mt", "backbone": "compact_cnn"}}
+
+
+def build_config(params: dict[str, Any], task: str) -> TrainConfig:
+    """Job params -> TrainConfig, with task-appropriate defaults; a method for the wrong task is refused."""
+    defaults = DEFAULTS[Task.SEGMENTATION if task == Task.SEGMENTATION else "classification"]
+    raw = {**defaults, **dict(params.get("config") or {})}
     for key in ("method", "backbone", "epochs", "seed", "budget_minutes"):
         if params.get(key) is not None:
             raw[key] = params[key]
+    if (raw["method"] in SEGMENTATION_METHODS) != (task == Task.SEGMENTATION):
+        raise ValueError(f"method {raw['method']!r} does not fit a {task} project "
+                         f"(segmentation: {', '.join(SEGMENTATION_METHODS)})")
+    if task == Task.SEGMENTATION and raw["backbone"] not in ("unet", "unet_small"):
+        raw["backbone"] = defaults["backbone"]
     return TrainConfig.from_dict(raw)
 
 
@@ -69,9 +81,7 @@ def run_train_job(ctx: JobContext) -> str:
         if project is None:
             raise ValueError(f"project {ctx.project_id} no longer exists")
         session.expunge(project)
-    if project.task == Task.SEGMENTATION:
-        raise ValueError("segmentation training is not available yet (SECL lands with the segmentation engine)")
-    cfg = build_config(ctx.params)
+    cfg = build_config(ctx.params, project.task)
     if ctx.device:                       # `worker --device cpu|cuda` overrides the config's auto-pick
         cfg = replace(cfg, device=ctx.device)
     size = ctx.params.get("image_size") or project.image_size
@@ -102,5 +112,7 @@ def run_train_job(ctx: JobContext) -> str:
                                     Path(best).relative_to(store.config.home).as_posix(), cfg.to_dict(),
                                     metrics, snap.labels_used, snap.label_hash)
         enqueue(session, "analyze", {"checkpoint_id": checkpoint.id}, project_id=project.id, dedupe=True)
-    auc = (result.best_metrics.get(result.selected_role) or {}).get("auc")
-    return f"checkpoint {checkpoint.id}: {cfg.method}, val AUC {auc}, {result.epochs_run:.1f} epochs ({result.stopped})"
+    key = "dice" if project.task == Task.SEGMENTATION else "auc"
+    score = (result.best_metrics.get(result.selected_role) or {}).get(key)
+    return (f"checkpoint {checkpoint.id}: {cfg.method}, val {key.upper() if key == 'auc' else key} {score}, "
+            f"{result.epochs_run:.1f} epochs ({result.stopped})")
