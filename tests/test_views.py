@@ -158,3 +158,36 @@ def test_train_page_enqueues_a_job_and_lists_it(tmp_path) -> None:
         assert (job.kind, job.status, job.params["method"]) == ("train", "queued", "mean_teacher")
     store.dispose()
     assert any("#1 train · queued" in p.proto.text for p in at.get("progress"))
+
+
+def test_label_page_accepts_a_mask_proposal_as_a_new_human_label(tmp_path) -> None:
+    import numpy as np
+    from sqlalchemy import select
+
+    from db.config import StoreConfig
+    from db.models import Image, Label
+    from db.store import open_store
+    from engine.data.io import load_mask, save_mask
+
+    images = np.random.default_rng(0).integers(0, 255, (2, 32, 32, 3), dtype=np.uint8)
+    np.savez(tmp_path / "train.npz", images=images, labels=np.zeros(2, np.uint8))
+    assert main(["import", "--project", "seg", "--task", "segmentation", "--source", str(tmp_path / "train.npz")]) == 0
+    store = open_store(StoreConfig.from_env())
+    proposal = np.zeros((32, 32), np.uint8)
+    proposal[8:20, 10:24] = 1
+    with store.sessions.begin() as s:
+        image_id = s.scalars(select(Image.id).order_by(Image.id)).first()
+        path = save_mask(proposal, store.config.masks_dir / "p1" / f"{image_id}-model1")
+        s.add(Label(image_id=image_id, kind="class", source="model", checkpoint_id=None,
+                    mask_path=path.relative_to(store.config.home).as_posix()))
+    at = _page_app("app.views.label").run()
+    assert not at.exception
+    assert any("model proposal" in c.value for c in at.caption)
+    next(b for b in at.button if b.label.startswith("Accept proposal")).click().run()
+    assert not at.exception
+    with store.sessions.begin() as s:
+        human = s.scalars(select(Label).where(Label.source == "human")).one()
+        assert human.image_id == image_id and human.mask_path != path.relative_to(store.config.home).as_posix()
+        assert np.array_equal(load_mask(store.config.home / human.mask_path), proposal)
+        assert s.get(Image, image_id).label_status == "labeled"
+    store.dispose()

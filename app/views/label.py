@@ -10,6 +10,7 @@ from sqlalchemy import select
 from app import state
 from app.queries import current_project
 from app.resources import get_store
+from app.views.label_masks import mask_controls, overlay
 from app.widgets.image import load_display, window_range
 from app.widgets.image import render as render_pixels
 from db.analysis import next_to_label
@@ -74,7 +75,7 @@ def _pick_image(session, project: Project, annotator_id: int, checkpoint_id: int
     return image
 
 
-def _show_image(store, image: Image) -> None:
+def _show_image(store, image: Image, mask=None, opacity: float = 0.0) -> None:
     pixels = load_display(resolve_path(store.config.home, image.stored_path))
     controls = st.columns([2, 2, 1])
     window = None
@@ -86,14 +87,14 @@ def _show_image(store, image: Image) -> None:
     zoom = controls[0 if window is None else 2].select_slider(
         "zoom", ["fit", 256, 384, 512, 768, 1024], value="fit", help="fit = the width of this column")
     invert = controls[2].toggle("invert")
-    st.image(render_pixels(pixels, window, invert), width="stretch" if zoom == "fit" else zoom,
+    view = render_pixels(pixels, window, invert)
+    if mask is not None:
+        view = overlay(view, mask, opacity)
+    st.image(view, width="stretch" if zoom == "fit" else zoom,
              caption=f"image {image.id} · {image.source_name} · {image.width}×{image.height} · {image.split}")
 
 
 def _answer_buttons(project: Project) -> None:
-    if project.task == "segmentation":
-        st.info("Mask drawing arrives with the segmentation engine; masks can be imported meanwhile.")
-        return
     if project.task == "multilabel":
         chosen = [i for i, name in enumerate(project.classes) if st.toggle(f"{i + 1} · {name}", key=f"ml{i}")]
         st.button("Save (Enter)", type="primary", shortcut="Enter", on_click=_save, args=("class", chosen),
@@ -102,6 +103,11 @@ def _answer_buttons(project: Project) -> None:
         for i, name in enumerate(project.classes[:9]):
             st.button(f"{i + 1} · {name}", key=f"class{i}", shortcut=str(i + 1), on_click=_save,
                       args=("class", i), type="primary", use_container_width=True)
+    _status_buttons()
+
+
+def _status_buttons() -> None:
+    """Skip / Undo / Unsure / Exclude and a comment: the same for every task."""
     cols = st.columns(4)
     cols[0].button("Skip", shortcut="s", on_click=_skip, use_container_width=True)
     cols[1].button("Undo", shortcut="u", on_click=_undo, use_container_width=True)
@@ -147,10 +153,17 @@ def render() -> None:
             st.success("The queue is empty: every train image has a label. Train a model or import more images.")
             return
         left, right = st.columns([3, 2])
+        mask, opacity = None, 0.0
+        if project.task == "segmentation":
+            with right:
+                mask, opacity = mask_controls(session, image, len(project.classes))
         with left:
-            _show_image(store, image)
+            _show_image(store, image, mask, opacity)
         with right:
-            _answer_buttons(project)
+            if project.task != "segmentation":
+                _answer_buttons(project)
+            else:
+                _status_buttons()
             if state.get(state.LAST_SAVED) is not None or st.session_state.get(state.SHOW_MODEL):
                 _suggestion(session, project, image, checkpoint_id)
             else:
