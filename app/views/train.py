@@ -18,17 +18,23 @@ CLASSIFICATION_METHODS = {"SRC-MT (relation-driven mean teacher)": "src_mt", "Me
                           "Supervised only (shadow baseline)": "supervised"}
 BACKBONES = {"compact CNN (fast on CPU)": "compact_cnn", "ResNet-18 (small input)": "resnet18_small",
              "DenseNet-121 (GPU)": "densenet121"}
+SEGMENTATION_METHODS = {"SECL (self-ensembling contrastive)": "secl", "Mean Teacher (segmentation)": "seg_mean_teacher",
+                        "Supervised only (shadow baseline)": "seg_supervised"}
+SEG_BACKBONES = {"small U-Net (fast on CPU)": "unet_small", "U-Net (GPU)": "unet"}
 
 
 def _enqueue_form(project: Project) -> None:
+    segmentation = project.task == "segmentation"
+    methods = SEGMENTATION_METHODS if segmentation else CLASSIFICATION_METHODS
+    backbones = SEG_BACKBONES if segmentation else BACKBONES
     with st.form("train"):
         cols = st.columns(4)
-        method = cols[0].selectbox("method", list(CLASSIFICATION_METHODS))
-        backbone = cols[1].selectbox("backbone", list(BACKBONES))
+        method = cols[0].selectbox("method", list(methods))
+        backbone = cols[1].selectbox("backbone", list(backbones))
         epochs = cols[2].number_input("epochs", 1, 500, 10)
         budget = cols[3].number_input("time budget (min, 0 = none)", 0.0, 600.0, 0.0, step=1.0)
         if st.form_submit_button("Start training", type="primary"):
-            params = {"method": CLASSIFICATION_METHODS[method], "backbone": BACKBONES[backbone],
+            params = {"method": methods[method], "backbone": backbones[backbone],
                       "epochs": int(epochs)}
             if budget:
                 params["budget_minutes"] = float(budget)
@@ -60,18 +66,25 @@ def job_progress(project_id: int) -> None:
             cols[1].button("Cancel", key=f"cancel{job['id']}", on_click=_cancel, args=(job["id"],))
             curve = (job["metrics"] or {}).get("curve")
             if curve:
-                st.line_chart(pd.DataFrame(curve).set_index("epoch")[["val_auc"]], height=180)
+                score = f"val {(job['metrics'] or {}).get('score', 'score')}"
+                st.line_chart(pd.DataFrame(curve).set_index("epoch")[["val_score"]].rename(columns={"val_score": score}),
+                              height=180)
     table = pd.DataFrame([{k: j[k] for k in ("id", "kind", "status", "progress", "attempts", "message")}
                           for j in jobs])
     st.dataframe(table, hide_index=True, width="stretch")
+
+
+def _val_score(checkpoint) -> float | None:
+    """Validation AUC (classification) or Dice (segmentation) of the selected model role."""
+    val = ((checkpoint.metrics or {}).get("val") or {}).get((checkpoint.metrics or {}).get("role") or "student") or {}
+    return val.get("auc", val.get("dice"))
 
 
 def _checkpoints(project: Project) -> None:
     with get_store().sessions.begin() as session:
         rows = list_checkpoints(session, project.id)
         table = pd.DataFrame([{"id": c.id, "active": c.is_active, "method": c.method, "backbone": c.backbone,
-                               "val AUC": ((c.metrics.get("val") or {}).get(c.metrics.get("role") or "student")
-                                           or {}).get("auc"),
+                               "val score": _val_score(c),
                                "labels used": c.labels_used, "created": c.created_at} for c in rows])
     if table.empty:
         st.caption("No checkpoints yet.")
@@ -90,10 +103,7 @@ def render() -> None:
     if project is None:
         return
     st.title(f"Train · {project.name}")
-    if project.task == "segmentation":
-        st.info("Segmentation methods (SECL) arrive with the segmentation engine.")
-    else:
-        _enqueue_form(project)
+    _enqueue_form(project)
     st.subheader("Jobs")
     job_progress(project.id)
     st.subheader("Checkpoints")

@@ -46,11 +46,13 @@ class _Progress:
 
     def on_epoch_end(self, info: dict[str, Any]) -> None:
         role = info["role"]
-        self.curve.append({"epoch": round(info["epoch"], 3), "step": info["step"],
-                           "val_auc": info["metrics"][role].get("auc"), "seconds": round(info["seconds"], 1)})
+        val = info["metrics"][role]
+        name, score = ("AUC", val.get("auc")) if "auc" in val else ("Dice", val.get("dice"))
+        self.curve.append({"epoch": round(info["epoch"], 3), "step": info["step"], "val_score": score,
+                           "seconds": round(info["seconds"], 1)})
         self._report(True, progress=info["step"] / max(info["planned_steps"], 1),
-                     message=f"epoch {info['epoch']:.2f}: val AUC {info['metrics'][role].get('auc')}",
-                     metrics={"curve": self.curve, "role": role})
+                     message=f"epoch {info['epoch']:.2f}: val {name} {score}",
+                     metrics={"curve": self.curve, "role": role, "score": name})
 
 
 SEGMENTATION_METHODS = ("seg_supervised", "seg_mean_teacher", "secl")
