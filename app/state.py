@@ -14,6 +14,15 @@ SESSION_START = "session_started_at"
 LAST_SAVED = "label.last_saved_image_id"
 SHOW_MODEL = "label.show_model"
 PINNED_QUEUE = "label.pinned_queue"   # ids chosen on Uncertain/Explore, labeled before the ranked queue
+COMMENT = "label.comment"
+PAINT_ERASE = "label.paint_erase"     # True while the mask brush erases
+CANVAS_NONCE = "label.canvas_nonce"   # bumped by "Clear strokes": a new canvas key drops unsaved strokes
+CANVAS_KEY = "label.canvas_key"       # the key of the canvas now shown (its value holds the strokes)
+
+
+def start_key(image_id: int) -> str:
+    """Widget key of the "start from" choice, one per image so each case opens on its best mask."""
+    return f"label.start.{image_id}"
 
 
 def default_annotator() -> str:

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from app import state
 from app.queries import current_project
 from app.resources import get_store
-from app.views.label_masks import mask_controls, overlay
+from app.views.label_canvas import PaintSetup, paint_canvas, paint_controls
 from app.widgets.image import load_display, window_range
 from app.widgets.image import render as render_pixels
 from db.analysis import next_to_label
@@ -27,13 +27,13 @@ def _save(kind: str, value=None) -> None:
     """Button callback: append the label and move on (runs before the rerun, so the next case shows)."""
     store = get_store()
     image_id = state.get(state.CURRENT_IMAGE)
-    comment = st.session_state.get("label.comment") or None
+    comment = st.session_state.get(state.COMMENT) or None
     with store.sessions.begin() as session:
         annotator = get_or_create_annotator(session, state.get(state.ANNOTATOR))
         add_label(session, session.get(Image, image_id), annotator, value, kind=kind, comment=comment)
     state.put(state.LAST_SAVED, image_id)
     state.drop(state.CURRENT_IMAGE)
-    st.session_state["label.comment"] = ""
+    st.session_state[state.COMMENT] = ""
 
 
 def _skip() -> None:
@@ -75,7 +75,8 @@ def _pick_image(session, project: Project, annotator_id: int, checkpoint_id: int
     return image
 
 
-def _show_image(store, image: Image, mask=None, opacity: float = 0.0) -> None:
+def _show_image(store, image: Image, paint: PaintSetup | None = None) -> None:
+    """The case, windowed; for segmentation the mask canvas over it instead of a still image."""
     pixels = load_display(resolve_path(store.config.home, image.stored_path))
     controls = st.columns([2, 2, 1])
     window = None
@@ -88,10 +89,11 @@ def _show_image(store, image: Image, mask=None, opacity: float = 0.0) -> None:
         "zoom", ["fit", 256, 384, 512, 768, 1024], value="fit", help="fit = the width of this column")
     invert = controls[2].toggle("invert")
     view = render_pixels(pixels, window, invert)
-    if mask is not None:
-        view = overlay(view, mask, opacity)
-    st.image(view, width="stretch" if zoom == "fit" else zoom,
-             caption=f"image {image.id} · {image.source_name} · {image.width}×{image.height} · {image.split}")
+    caption = f"image {image.id} · {image.source_name} · {image.width}×{image.height} · {image.split}"
+    if paint is not None:
+        paint_canvas(view, paint, zoom, caption)
+        return
+    st.image(view, width="stretch" if zoom == "fit" else zoom, caption=caption)
 
 
 def _answer_buttons(project: Project) -> None:
@@ -114,7 +116,7 @@ def _status_buttons() -> None:
     cols[2].button("Unsure", on_click=_save, args=("uncertain",), use_container_width=True)
     cols[3].button("Exclude", on_click=_save, args=("exclude",), help="poor quality / wrong body part",
                    use_container_width=True)
-    st.text_input("comment (optional)", key="label.comment")
+    st.text_input("comment (optional)", key=state.COMMENT)
 
 
 def _suggestion(session, project: Project, image: Image, checkpoint_id: int | None) -> None:
@@ -153,12 +155,12 @@ def render() -> None:
             st.success("The queue is empty: every train image has a label. Train a model or import more images.")
             return
         left, right = st.columns([3, 2])
-        mask, opacity = None, 0.0
+        paint = None
         if project.task == "segmentation":
             with right:
-                mask, opacity = mask_controls(session, image, len(project.classes))
+                paint = paint_controls(session, image, list(project.classes))
         with left:
-            _show_image(store, image, mask, opacity)
+            _show_image(store, image, paint)
         with right:
             if project.task != "segmentation":
                 _answer_buttons(project)
