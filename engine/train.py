@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
 import logging
 import math
@@ -14,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from engine import seg_task
+from engine import distributed, seg_task
 from engine.checkpoints import cpu_state, load_checkpoint, method_state, plain, save_checkpoint
 from engine.config import TrainConfig
 from engine.device import (
@@ -35,9 +36,11 @@ from engine.methods.ramps import lr_factors
 from engine.metrics import classification_metrics
 from engine.models import create_model
 from engine.models.unet import create_seg_model
+from engine.train_ddp import DDPRun
 
 log = logging.getLogger(__name__)
 CALIBRATION_STEPS = 20  # CONTRACTS §6: the budget plan is fixed after timing the first 20 iterations
+STOPS = ("completed", "early_stop", "budget")  # epoch-boundary decisions, by code (broadcast under DDP)
 
 
 class NonFiniteLossError(RuntimeError):
@@ -75,9 +78,11 @@ def run_training(cfg: TrainConfig, data: ArrayData, method: str | None = None, c
     """Train `method` (default cfg.method) on `data`; callbacks get on_step / on_eval / on_epoch_end.
 
     init_state: student weights to start from (e.g. the supervised shadow); resume: a last.pt to continue.
+    Under torchrun (engine.distributed initialised) every rank calls this; only rank 0 validates, writes
+    checkpoints and calls the callbacks.
     """
     previous = torch.get_num_threads()
-    torch.set_num_threads(cfg.num_threads or default_threads())
+    torch.set_num_threads(cfg.num_threads or max(1, default_threads() // distributed.local_world_size()))
     try:
         return _Trainer(cfg, data, method or cfg.method, callbacks, checkpoint_dir, init_state).run(resume)
     finally:
@@ -91,6 +96,8 @@ class _Trainer:
         self.cfg, self.data, self.callbacks = cfg, data, list(callbacks)
         self.cfg = cfg = TrainConfig.from_dict({**cfg.to_dict(), "method": method})
         self.dir = Path(checkpoint_dir) if checkpoint_dir else None
+        self.rank, self.world = distributed.rank(), distributed.world_size()
+        self.main = self.rank == 0
         self.device = pick_device(cfg.device)
         self.dtype = amp_dtype(self.device, cfg.amp)
         self.segmentation = data.task == "segmentation"
@@ -110,6 +117,9 @@ class _Trainer:
         self.optimizer = _optimizer(cfg, [p for p in self.method.parameters() if p.requires_grad])
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.dtype == torch.float16)
         self.spe = self.sampler.steps_per_epoch(cfg.data.epoch_definition)
+        self.ddp = DDPRun(self.method, self.device, cfg.seed) if distributed.is_distributed() else None
+        if self.ddp is not None:
+            self.ddp.log_shard(self.sampler, self.spe)
         self.step, self.best_score, self.best_step, self.bad_evals = 0, -math.inf, -1, 0
         self.best_metrics: dict = {}
         self.best_state: dict = {}
@@ -139,7 +149,7 @@ class _Trainer:
         self.labeled_idx = labeled
         self.sampler = TwoStreamSampler(labeled, unlabeled if len(unlabeled) else pool,
                                         self.cfg.data.labeled_batch, self.cfg.data.unlabeled_batch, self.cfg.seed,
-                                        pool_size=len(pool))
+                                        pool_size=len(pool), rank=self.rank, world_size=self.world)
 
     def _class_counts(self) -> np.ndarray:
         labels = np.asarray(self.data.labels)[self.labeled_idx]
@@ -175,7 +185,8 @@ class _Trainer:
         for name, frac in self.method.phase_fractions()[1:]:
             costs[name] = self._probe(int(frac * provisional) + 1)
         tic = time.perf_counter()
-        self._evaluate()
+        if self.main:  # DDP: the other ranks wait for rank 0's plan below
+            self._evaluate()
         eval_cost = time.perf_counter() - tic
         fracs = self.method.phase_fractions() + [("end", 1.0)]
         per_step = sum((b[1] - a[1]) * costs[a[0]] for a, b in itertools.pairwise(fracs))
@@ -183,6 +194,7 @@ class _Trainer:
         total = int(left / (per_step + eval_cost / self.spe) * 0.97) + self.step
         total = max(self.step + 1, min(total, self._fixed_total() if self.cfg.epochs else total,
                                        self.cfg.max_steps or total))
+        total = distributed.broadcast_int(total)  # every rank follows rank 0's plan
         log.info("budget plan: %d steps (%.1f epochs); step costs %s s, eval %.2f s", total, total / self.spe,
                  {k: round(v, 4) for k, v in costs.items()}, eval_cost)
         self._set_plan(total)
@@ -205,21 +217,31 @@ class _Trainer:
         need_unlabeled = self.method.needs_unlabeled(step)
         lab, unl = (torch.from_numpy(i).to(self.device) for i in self.sampler.batch(step, need_unlabeled))
         gen = torch.Generator(device=self.device)
-        gen.manual_seed(self.cfg.seed * 1_000_003 + step)
+        seed = self.cfg.seed * 1_000_003 + step
+        gen.manual_seed(seed if self.ddp is None else self.ddp.aug_seed(seed))
         batch = Batch(self.images[lab], self.targets[lab], self.images[unl], step, gen)
         with autocast(self.device, self.dtype):
-            return self.method.train_step(batch)
+            out = self.method.train_step(batch)
+        if self.ddp is not None:
+            self.ddp.count(lab, unl)
+            out.loss = self.ddp.touch_all(out.loss)
+        return out
 
     def _train_step(self) -> StepOutput:
         step = self.step
         for group in self.optimizer.param_groups:
             group["lr"] = float(self.lr[step])
         out = self._forward(step)
-        if not torch.isfinite(out.loss.detach()):
+        finite = bool(torch.isfinite(out.loss.detach()))
+        if self.ddp is not None:
+            finite = not distributed.any_true(not finite)  # every rank stops together
+        if not finite:
             raise NonFiniteLossError(f"non-finite loss {float(out.loss.detach())} at step {step} "
                                      f"(epoch {step / self.spe:.2f}) with {self.cfg.method}; logs: {out.logs}")
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(out.loss).backward()
+        if self.ddp is not None:
+            self.ddp.after_backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.method.after_step(step)
@@ -254,7 +276,7 @@ class _Trainer:
                 "teacher": cpu_state(m.teacher) if m.teacher is not None else None,
                 "method_extra": {k: v.detach().cpu() for k, v in m.extra_state().items()},
                 "optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(),
-                "step": self.step, "epoch": self.step / self.spe,
+                "step": self.step, "epoch": self.step / self.spe, "world_size": self.world,
                 "plan": {"total_steps": self.plan.total_steps, "steps_per_epoch": self.spe},
                 "progress": plain({"best_score": self.best_score, "best_step": self.best_step,
                                    "bad_evals": self.bad_evals, "seconds": self.seconds, "history": self.history,
@@ -263,26 +285,33 @@ class _Trainer:
 
     def _restore(self, path: str | Path) -> None:
         ckpt = load_checkpoint(path, map_location=self.device)
-        self._set_plan(ckpt["plan"]["total_steps"])
+        # written by another number of DDP ranks (other steps per epoch): resume at the same epoch position
+        scale = self.spe / ckpt["plan"]["steps_per_epoch"] if ckpt.get("world_size", 1) != self.world else 1.0
+        self._set_plan(round(ckpt["plan"]["total_steps"] * scale))
         self.method.load_state_dict(method_state(ckpt))
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scaler.load_state_dict(ckpt["scaler"])
-        self.step = ckpt["step"]
+        self.step = round(ckpt["step"] * scale)
         prog = ckpt["progress"]
-        self.best_score, self.best_step, self.bad_evals = prog["best_score"], prog["best_step"], prog["bad_evals"]
+        self.best_score, self.best_step, self.bad_evals = prog["best_score"], round(prog["best_step"] * scale), \
+            prog["bad_evals"]
         self.seconds, self.history, self.best_metrics = prog["seconds"], prog["history"], prog["best_metrics"]
         best = Path(path).with_name("best.pt")
         if best.exists():
             b = load_checkpoint(best)
             self.best_state = {r: b[r] for r in ("student", "teacher") if b.get(r) is not None}
         set_rng_state(ckpt["rng"])
+        if self.ddp is not None:
+            self.ddp.reseed(self.step)
 
     # --- loop ---------------------------------------------------------------------------------------
-    def _emit(self, event: str, info: dict[str, Any]) -> None:
-        for callback in self.callbacks:
+    def _emit(self, event: str, info: dict[str, Any]) -> int:
+        """Call the callbacks (rank 0 only; run through distributed.decide_on_main so a cancel stops all)."""
+        for callback in self.callbacks if self.main else ():
             handler = getattr(callback, event, None)
             if handler is not None:
                 handler(info)
+        return 0
 
     def _end_epoch(self) -> bool:
         """Validate, keep the best, checkpoint; True when training should stop early."""
@@ -311,6 +340,14 @@ class _Trainer:
         self._emit("on_epoch_end", info)
         return self.cfg.patience is not None and self.bad_evals >= self.cfg.patience
 
+    def _epoch_decision(self) -> int:
+        """Index into STOPS; computed on rank 0 alone under DDP, then broadcast."""
+        if self._end_epoch():
+            return STOPS.index("early_stop")
+        if self.cfg.budget_minutes and self.seconds > self.cfg.budget_minutes * 60.0:
+            return STOPS.index("budget")
+        return 0
+
     def run(self, resume: str | Path | None) -> TrainResult:
         if resume is not None:
             self._restore(resume)
@@ -323,19 +360,22 @@ class _Trainer:
         try:
             while self.step < self.plan.total_steps:
                 out = self._train_step()
-                self._emit("on_step", {"step": self.step, "planned_steps": self.plan.total_steps,
-                                       "epoch": self.step / self.spe, "logs": out.logs})
+                info = {"step": self.step, "planned_steps": self.plan.total_steps, "epoch": self.step / self.spe,
+                        "logs": out.logs}
+                distributed.decide_on_main(functools.partial(self._emit, "on_step", info))
                 if self.step % self.spe == 0 or self.step == self.plan.total_steps:
-                    if self._end_epoch():
-                        stopped = "early_stop"
-                        break
-                    if self.cfg.budget_minutes and self.seconds > self.cfg.budget_minutes * 60.0:
-                        stopped = "budget"
+                    distributed.sync_from_main_(self.method)  # DDP: teacher, queues, BN stats as on rank 0
+                    stopped = STOPS[distributed.decide_on_main(self._epoch_decision)]
+                    if stopped != "completed":
                         break
         except Cancelled:
-            if self.dir is not None:
+            if self.dir is not None and self.main:
                 save_checkpoint(self.dir / "last.pt", self._payload({}))
             raise
+        finally:
+            if self.ddp is not None:
+                self.ddp.log_summary(self.step)
+                self.ddp.close()
         self.seconds = time.perf_counter() - self.t0
         return TrainResult(self.cfg, self.best_metrics, self._role(self.best_metrics or {"student": 0}),
                            self.best_step, self.step, self.plan.total_steps, self.spe, self.seconds, stopped,

@@ -52,6 +52,14 @@ class Worker:
 
     def run_once(self, job_id: int | None = None) -> bool:
         """Claim and run at most one job (the oldest, or exactly `job_id`); True when one ran."""
+        ctx = self.claim(job_id)
+        if ctx is None:
+            return False
+        self.run_job(ctx)
+        return True
+
+    def claim(self, job_id: int | None = None) -> JobContext | None:
+        """Requeue stale jobs, then claim the oldest queued job (or exactly `job_id`); None when none."""
         with self.store.sessions.begin() as session:
             for stale_id in requeue_stale(session):
                 log.info("requeued stale job %s", stale_id)
@@ -60,14 +68,13 @@ class Worker:
                 for retrain_id in maybe_enqueue_retrain(session):
                     log.info("auto-retrain: enqueued train job %s", retrain_id)
             if job is None:
-                return False
-            ctx = JobContext(store=self.store, job_id=job.id, kind=job.kind, project_id=job.project_id,
-                             params=dict(job.params), attempt=job.attempts, device=self.device,
-                             stop_event=self.stop_event)
-        self._run(ctx)
-        return True
+                return None
+            return JobContext(store=self.store, job_id=job.id, kind=job.kind, project_id=job.project_id,
+                              params=dict(job.params), attempt=job.attempts, device=self.device,
+                              stop_event=self.stop_event)
 
-    def _run(self, ctx: JobContext) -> None:
+    def run_job(self, ctx: JobContext) -> None:
+        """Run a claimed job and record how it ended (done, failed, cancelled, or requeued on shutdown)."""
         self.current_job = ctx.job_id
         log.info("job %s (%s) attempt %s started", ctx.job_id, ctx.kind, ctx.attempt)
         status, message, error = JobStatus.DONE.value, None, None

@@ -5,6 +5,7 @@ import argparse
 import json
 import logging
 import os
+from pathlib import Path
 
 from sqlalchemy import select
 
@@ -23,6 +24,7 @@ def register(subparsers, parents) -> None:
                               help="run one queued job in this process (the unit torchrun wraps for multi-GPU)")
     p.add_argument("job_id", type=int)
     p.add_argument("--device", choices=["cuda", "cpu"], help="default: CUDA when present")
+    p.add_argument("--result-file", type=Path, help=argparse.SUPPRESS)  # set by a worker's torchrun launch
     p.set_defaults(handler=cmd_run_job)
 
     p = subparsers.add_parser("jobs", parents=parents, help="list a project's jobs")
@@ -61,8 +63,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_run_job(args: argparse.Namespace) -> int:
+    from engine import distributed
     from engine.worker import Worker
 
+    if distributed.init(args.device):  # launched by torchrun: every rank runs this command
+        try:
+            return _run_job_ranked(args)
+        finally:
+            distributed.cleanup()
     store = store_from_args(args)
     with store.sessions.begin() as session:
         job = session.get(Job, args.job_id)
@@ -77,6 +85,58 @@ def cmd_run_job(args: argparse.Namespace) -> int:
         job = session.get(Job, args.job_id)
     print(f"job {job.id} {job.status}: {job.message or ''}")
     return 0 if job.status == "done" else 1
+
+
+def _claimed_spec(store, job_id: int, worker) -> dict:
+    """Rank 0: claim the job (or, for a worker's launch, check the worker holds it); what the others need."""
+    with store.sessions.begin() as session:
+        job = session.get(Job, job_id)
+        wanted = "queued" if worker is not None else "running"
+        if job is None or job.status != wanted:
+            raise UsageError(f"job {job_id} is {'missing' if job is None else job.status}, not {wanted}")
+        spec = {"kind": job.kind, "project_id": job.project_id, "params": dict(job.params), "attempt": job.attempts}
+    if worker is not None:
+        ctx = worker.claim(job_id)
+        if ctx is None:
+            raise UsageError(f"job {job_id} was claimed by another worker")
+        spec["attempt"] = ctx.attempt
+    return spec
+
+
+def _run_job_ranked(args: argparse.Namespace) -> int:
+    """One torchrun rank. Rank 0 claims the job, runs it and writes every result; the other ranks read the
+    job's params and train alongside it without writing to the database."""
+    from db.config import StoreConfig
+    from db.store import open_store
+    from engine import distributed
+    from engine.jobs.context import JobContext
+    from engine.jobs.ddp import run_attached, run_follower, stop_on_signals
+    from engine.worker import Worker
+
+    main = distributed.is_main()
+    store = open_store(StoreConfig.from_env(home=args.home, db=args.db), migrate=main)
+    worker = Worker(store, device=args.device) if main and args.result_file is None else None
+    try:
+        spec = distributed.run_on_main(lambda: _claimed_spec(store, args.job_id, worker))
+        ctx = JobContext(store=store, job_id=args.job_id, device=args.device, **spec)
+        if worker is not None:
+            ctx.stop_event = worker.stop_event
+        stop_on_signals(ctx.stop_event, main)
+        if not main:
+            run_follower(ctx)
+            return 0
+        if worker is None:
+            run_attached(ctx, args.result_file)
+            return 0
+        worker.run_job(ctx)
+        with store.sessions.begin() as session:
+            job = session.get(Job, args.job_id)
+            print(f"job {job.id} {job.status}: {job.message or ''}")
+            return 0 if job.status == "done" else 1
+    finally:
+        if worker is not None:
+            worker.close()
+        store.dispose()
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:

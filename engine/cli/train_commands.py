@@ -25,6 +25,8 @@ def register(subparsers, parents) -> None:
     p.add_argument("--image-size", type=int, help="default: the project's image size")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--budget-minutes", type=float, help="bound the training time of this run")
+    p.add_argument("--nproc", type=int, help="data-parallel processes (DDP, one per GPU): the worker runs the job "
+                                             "under torchrun --nproc_per_node=N")
     p.add_argument("--wait", action="store_true", help="block until done; runs here when no worker is alive")
     p.add_argument("--annotator", default=default_annotator(), help="who started the job (provenance)")
     p.set_defaults(handler=cmd_train)
@@ -66,7 +68,8 @@ def _wait(store, job_id: int, run_here: bool) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     return _enqueue(args, "train", {"method": args.method, "backbone": args.backbone, "epochs": args.epochs,
                                     "seed": args.seed, "image_size": args.image_size,
-                                    "budget_minutes": args.budget_minutes})
+                                    "budget_minutes": args.budget_minutes,
+                                    "nproc": args.nproc if args.nproc and args.nproc > 1 else None})
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from sqlalchemy import select
@@ -25,6 +26,28 @@ class Snapshot:
     val_labels: np.ndarray | None
     labels_used: int
     label_hash: str
+
+
+class SnapshotRow(NamedTuple):
+    """One image of the snapshot query; plain values, so a DDP rank 0 can send the rows to the others."""
+
+    id: int
+    split: str
+    label_status: str
+    patient_key: str | None
+    value: object
+    mask_path: str | None
+
+
+def snapshot_rows(store: Store, project: Project) -> list[SnapshotRow]:
+    """The project's non-excluded images with their current label, by id (what a snapshot is built from)."""
+    with store.sessions.begin() as session:
+        rows = session.execute(
+            select(Image.id, Image.split, Image.label_status, Image.patient_key, Label.value, Label.mask_path)
+            .outerjoin(Label, Label.id == Image.current_label_id)
+            .where(Image.project_id == project.id, Image.label_status != LabelStatus.EXCLUDED.value)
+            .order_by(Image.id)).all()
+    return [SnapshotRow(*row) for row in rows]
 
 
 def _encode(task: str, n_classes: int, values: list) -> np.ndarray:
@@ -51,15 +74,15 @@ def _masks(store: Store, mask_paths: list[str | None], size: int) -> np.ndarray:
     return out
 
 
-def load_snapshot(store: Store, project: Project, size: int | None = None) -> Snapshot:
-    """Train split (excluded images left out) as the pool; labeled val split for validation; test unused."""
+def load_snapshot(store: Store, project: Project, size: int | None = None,
+                  rows: list[SnapshotRow] | None = None) -> Snapshot:
+    """Train split (excluded images left out) as the pool; labeled val split for validation; test unused.
+
+    rows: the snapshot query's result taken earlier (DDP ranks > 0 get rank 0's, so all train on one snapshot).
+    """
     size = size or project.image_size
-    with store.sessions.begin() as session:
-        rows = session.execute(
-            select(Image.id, Image.split, Image.label_status, Image.patient_key, Label.value, Label.mask_path)
-            .outerjoin(Label, Label.id == Image.current_label_id)
-            .where(Image.project_id == project.id, Image.label_status != LabelStatus.EXCLUDED.value)
-            .order_by(Image.id)).all()
+    if rows is None:
+        rows = snapshot_rows(store, project)
     cache = build_cache(store, project.id, size, project.channels)
     segmentation = project.task == "segmentation"
     has_label = (lambda r: r.mask_path is not None) if segmentation else (lambda r: r.value is not None)

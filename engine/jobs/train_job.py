@@ -1,7 +1,9 @@
 """Job kind `train`: project labels -> arrays -> run_training -> Checkpoint row (active).
 
 A retried attempt (worker killed, or stopped with SIGTERM) resumes from the job's own last.pt, so the
-run finishes with the same planned number of epochs instead of starting over.
+run finishes with the same planned number of epochs instead of starting over. Under torchrun every rank runs
+this handler; only rank 0 reports progress and writes results (engine.jobs.ddp). Param `nproc` > 1 makes a
+worker run the job under torchrun with that many processes.
 """
 from __future__ import annotations
 
@@ -13,10 +15,11 @@ from db.enums import Task
 from db.jobs import enqueue
 from db.models import Project
 from db.results import add_checkpoint
+from engine import distributed
 from engine.config import TrainConfig, replace
 from engine.jobs import register_handler
 from engine.jobs.context import JobCancelled, JobContext, JobInterrupted
-from engine.jobs.snapshot import load_snapshot
+from engine.jobs.ddp import launch, shared_snapshot
 from engine.loaders.datasets import ArrayData
 from engine.train import Cancelled, run_training
 
@@ -76,8 +79,11 @@ def build_config(params: dict[str, Any], task: str) -> TrainConfig:
 
 
 @register_handler("train")
-def run_train_job(ctx: JobContext) -> str:
-    store = ctx.store
+def run_train_job(ctx: JobContext) -> str | None:
+    nproc = int(ctx.params.get("nproc") or 1)
+    if nproc > 1 and not distributed.is_distributed():
+        return launch(ctx, nproc)
+    main, store = distributed.is_main(), ctx.store
     with store.sessions.begin() as session:
         project = session.get(Project, ctx.project_id)
         if project is None:
@@ -87,22 +93,25 @@ def run_train_job(ctx: JobContext) -> str:
     if ctx.device:                       # `worker --device cpu|cuda` overrides the config's auto-pick
         cfg = replace(cfg, device=ctx.device)
     size = ctx.params.get("image_size") or project.image_size
-    snap = load_snapshot(store, project, size)
+    snap = shared_snapshot(store, project, size)
     if snap.labels_used == 0:
         raise ValueError("no labeled images yet: label some cases (or import labels) before training")
     data = ArrayData(images=snap.images, labels=snap.labels, class_names=tuple(project.classes),
                      task=project.task, labeled_mask=snap.labeled_mask, groups=snap.groups,
                      val_images=snap.val_images, val_labels=snap.val_labels)
     run_dir = store.config.checkpoints_dir / f"p{project.id}" / f"job{ctx.job_id}"
-    resume = run_dir / "last.pt" if (run_dir / "last.pt").exists() else None
+    resume = run_dir / "last.pt" if distributed.run_on_main((run_dir / "last.pt").exists) else None
     if resume:
         log.info("job %s resumes from %s", ctx.job_id, resume)
     progress = _Progress(ctx)
-    ctx.report(progress=0.0, message="resuming from last checkpoint" if resume else "preparing data", force=True)
+    message = "resuming from last checkpoint" if resume else "preparing data"
+    distributed.decide_on_main(lambda: ctx.report(progress=0.0, message=message, force=True) or 0)
     try:
-        result = run_training(cfg, data, callbacks=[progress], checkpoint_dir=run_dir, resume=resume)
+        result = run_training(cfg, data, callbacks=[progress] if main else [], checkpoint_dir=run_dir, resume=resume)
     except Cancelled:
         raise progress.reason or JobCancelled("cancelled")
+    if not main:  # ranks > 0 never write to the database
+        return None
     best = next((path for path in (result.best_checkpoint, result.last_checkpoint)
                  if path is not None and Path(path).exists()), None)
     if best is None:

@@ -1,7 +1,9 @@
 """Two-stream batch sampler: n_L labeled + n_U unlabeled per batch, each stream cycling with fresh shuffles.
 
 Stateless by design: the indices of step s are a pure function of (seed, s), so a resumed run draws
-exactly the batches an uninterrupted run would have drawn.
+exactly the batches an uninterrupted run would have drawn. Under DDP every rank builds the same streams
+(same seed); global step s is chunk s of a W-times larger batch and rank r reads the r-th slice of it, so
+the ranks' shards are disjoint and together make one pass per epoch. With W = 1 nothing changes.
 """
 from __future__ import annotations
 
@@ -37,22 +39,30 @@ class CyclicStream:
 
 class TwoStreamSampler:
     def __init__(self, labeled: np.ndarray, unlabeled: np.ndarray, labeled_batch: int, unlabeled_batch: int,
-                 seed: int, pool_size: int | None = None) -> None:
+                 seed: int, pool_size: int | None = None, rank: int = 0, world_size: int = 1) -> None:
         """pool_size: training images in total (defaults to labeled + unlabeled; smaller when the unlabeled
-        stream re-reads labeled images because nothing is unlabeled)."""
+        stream re-reads labeled images because nothing is unlabeled). rank/world_size: this DDP rank's shard."""
         if len(labeled) == 0:
             raise ValueError("no labeled training images")
         self.pool_size = pool_size if pool_size is not None else len(labeled) + len(unlabeled)
         self.labeled = CyclicStream(labeled, seed, 1)
         self.unlabeled = CyclicStream(unlabeled, seed, 2)
         self.labeled_batch, self.unlabeled_batch = labeled_batch, unlabeled_batch
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} outside world size {world_size}")
+        self.rank, self.world_size = rank, world_size
 
     def batch(self, step: int, with_unlabeled: bool = True) -> tuple[np.ndarray, np.ndarray]:
-        unlabeled = self.unlabeled.chunk(step, self.unlabeled_batch) if with_unlabeled else np.zeros(0, np.int64)
-        return self.labeled.chunk(step, self.labeled_batch), unlabeled
+        """This rank's (labeled, unlabeled) indices of global step `step`."""
+        chunk = step * self.world_size + self.rank
+        unlabeled = self.unlabeled.chunk(chunk, self.unlabeled_batch) if with_unlabeled else np.zeros(0, np.int64)
+        return self.labeled.chunk(chunk, self.labeled_batch), unlabeled
 
     def steps_per_epoch(self, definition: str) -> int:
-        """'pool': one pass over labeled + unlabeled (CONTRACTS §6); 'labeled': one labeled pass (papers)."""
+        """'pool': one pass over labeled + unlabeled (CONTRACTS §6); 'labeled': one labeled pass (papers).
+
+        Counted over all ranks together: W ranks take W batches per step.
+        """
         if definition == "labeled":
-            return max(1, len(self.labeled.indices) // self.labeled_batch)
-        return max(1, math.ceil(self.pool_size / (self.labeled_batch + self.unlabeled_batch)))
+            return max(1, len(self.labeled.indices) // (self.labeled_batch * self.world_size))
+        return max(1, math.ceil(self.pool_size / ((self.labeled_batch + self.unlabeled_batch) * self.world_size)))

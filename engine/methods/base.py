@@ -83,6 +83,19 @@ class SSLMethod(nn.Module):
         return ()
 
     # --- training -------------------------------------------------------------------------------
+    def use_student_wrapper(self, wrapper: nn.Module | None) -> None:
+        """Route the student's gradient forward through `wrapper` (DDP), which owns gradient all-reduce.
+
+        Kept outside the module tree (not a submodule), so state_dict, EMA and checkpoints keep seeing the
+        plain student.
+        """
+        self.__dict__["_student_wrapper"] = wrapper
+
+    def student_forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The student pass that receives gradients: via DDP when the loop wrapped it, else the plain module."""
+        wrapper = self.__dict__.get("_student_wrapper")
+        return (wrapper if wrapper is not None else self.student)(x)
+
     def train_step(self, batch: Batch) -> StepOutput:
         raise NotImplementedError
 
@@ -92,7 +105,7 @@ class SSLMethod(nn.Module):
     def supervised_step(self, batch: Batch) -> StepOutput:
         """Labeled images only, weak view: the baseline, and the warm-start phase of every SSL method."""
         self.student.train()
-        logits = self.student(self.views.weak(batch.labeled, batch.gen))["logits"]
+        logits = self.student_forward(self.views.weak(batch.labeled, batch.gen))["logits"]
         loss = supervised_loss(logits, batch.targets, self.task, self.class_weight)
         return StepOutput(loss, {"loss_sup": float(loss.detach())})
 

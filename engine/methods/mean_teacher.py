@@ -88,7 +88,7 @@ class MeanTeacher(SSLMethod):
                                   self.views.make(self.params.student_view, batch.unlabeled, gen)])
         teacher_out = self.teacher_forward(self.views.weak(images[first:], gen))
         self.student.train()
-        student_out = self.student(student_view)
+        student_out = self.student_forward(student_view)
         sup = supervised_loss(student_out["logits"][:n_lab], batch.targets, self.task, self.class_weight)
         terms = self.unsupervised_terms({k: v[first:] for k, v in student_out.items()}, teacher_out)
         weight = float(self.weights[batch.step])

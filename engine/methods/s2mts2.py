@@ -86,7 +86,7 @@ class S2MTS2(MeanTeacher):
                                                           .float()), dim=1)
                                 for _ in range(p.key_views)], dim=1)  # (B, M, d)
         self.student.train()
-        query = F.normalize(self.query_head(self.student(self.views.strong(pool, gen))["feat"]).float(), dim=1)
+        query = F.normalize(self.query_head(self.student_forward(self.views.strong(pool, gen))["feat"]).float(), dim=1)
         mu = keys.mean(dim=1)  # (B, d)
         negatives = torch.cat([mu, self.queue.float()])  # (B + K, d)
         exclude = torch.zeros(len(pool), len(negatives), dtype=torch.bool, device=pool.device)

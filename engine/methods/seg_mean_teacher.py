@@ -43,7 +43,7 @@ class SegMeanTeacher(SegSteps, MeanTeacher):
         with_labeled = self.params.consistency_on == "all"
         teacher_out = self.teacher_forward(torch.cat([labeled_view, teacher_unl]) if with_labeled else teacher_unl)
         self.student.train()
-        student_out = self.student(torch.cat([labeled_view, student_unl]))
+        student_out = self.student_forward(torch.cat([labeled_view, student_unl]))
         sup = seg_supervised_loss(student_out["logits"][:n_lab], masks, self.class_weight, self.params.dice_weight)
         first = 0 if with_labeled else n_lab
         unknown = masks.new_full((batch.unlabeled.shape[0], *masks.shape[-2:]), -1)

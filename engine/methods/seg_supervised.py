@@ -22,7 +22,7 @@ class SegSteps:
     def supervised_step(self, batch: Batch) -> StepOutput:
         self.student.train()
         view, masks = self.paired.weak(batch.labeled, batch.targets, batch.gen)
-        loss = seg_supervised_loss(self.student(view)["logits"], masks, self.class_weight, self.params.dice_weight)
+        loss = seg_supervised_loss(self.student_forward(view)["logits"], masks, self.class_weight, self.params.dice_weight)
         return StepOutput(loss, {"loss_sup": float(loss.detach())})
 
 
