@@ -1,4 +1,4 @@
-"""bench ssl | seg | al: reproducible benchmarks on .npz folders (no database).
+"""bench ssl | seg | al | speed: reproducible benchmarks on .npz folders (no database).
 
 The suite's module (torch-heavy) is imported only when a bench actually runs, so other commands start fast;
 `python -m engine bench ssl --help` shows that suite's own options.
@@ -8,11 +8,13 @@ from __future__ import annotations
 import argparse
 import importlib
 
-SUITES = {"ssl": "engine.bench.ssl", "al": "engine.bench.al", "seg": "engine.bench.seg"}
+SUITES = {"ssl": "engine.bench.ssl", "al": "engine.bench.al", "seg": "engine.bench.seg",
+          "speed": "engine.bench.speed"}
 
 
 def register(subparsers, parents) -> None:
-    p = subparsers.add_parser("bench", help="benchmarks: ssl (SSL vs supervised), seg (segmentation), al (active-learning curves)",
+    p = subparsers.add_parser("bench", help="benchmarks: ssl (SSL vs supervised), seg (segmentation), al (active-learning curves), "
+                              "speed (CPU training throughput)",
                               description="Run `python -m engine bench SUITE --help` for a suite's options.")
     p.add_argument("suite", choices=sorted(SUITES))
     p.add_argument("options", nargs=argparse.REMAINDER, help="the suite's own options")
