@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     splits = {s: np.load(args.data / f"{s}.npz") for s in ("train", "val", "test")}
     results_path = args.out / "results.json"
     results = load_results(results_path)
-    results["runs"].append({"command": _command(args), "machine": _machine(),
+    results["runs"].append({"command": _command(args), "machine": _machine(args.threads),
                             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
     run_index = len(results["runs"]) - 1
     done = {(r["method"], r["label_fraction"], r["seed"]) for r in results["rows"]}

@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     results_path = args.out / "results.json"
     results = load_results(results_path)
     results["runs"].append({"command": _command(args),
-                            "machine": _machine(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+                            "machine": _machine(args.threads), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
     run_index = len(results["runs"]) - 1
     done = {(r["method"], r["label_fraction"], r["seed"]) for r in results["rows"]}
     for fraction in [float(f) for f in args.label_fractions.split(",")]:
@@ -209,12 +209,13 @@ def _command(args: argparse.Namespace) -> str:
     return " ".join(parts)
 
 
-def _machine() -> str:
+def _machine(threads: int | None = None) -> str:
+    """The machine line; `threads` is what the cells will use (--threads), not the process default."""
     import torch
 
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
-    return f"{platform.machine()} {platform.system()}, {torch.get_num_threads()} torch threads, {device}, " \
-           f"torch {torch.__version__}"
+    return f"{platform.machine()} {platform.system()}, {threads or torch.get_num_threads()} torch threads, " \
+           f"{device}, torch {torch.__version__}"
 
 
 def main(argv: list[str] | None = None) -> int:
