@@ -1,10 +1,12 @@
-"""Read-only queries for the pages, returned as DataFrames (cached briefly; writes clear the cache)."""
+"""Read-only queries for the pages, returned as DataFrames (cached until the rows they read change)."""
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pandas as pd
 import streamlit as st
-from sqlalchemy import select
+from sqlalchemy import Text, cast, func, select
 
 from app.resources import get_store
 from db import results
@@ -29,45 +31,83 @@ def active_checkpoint_id(project_id: int) -> int | None:
         return results.active_checkpoint_id(session, project_id)
 
 
+_SCORES = ("entropy", "margin", "least_confidence", "disagreement", "acquisition_rank")
+
+
 def _names(classes: list[str], value) -> str:
     if value is None:
         return ""
     return ", ".join(classes[i] for i in value) if isinstance(value, list) else classes[value]
 
 
-@st.cache_data(ttl=5, show_spinner=False)
-def image_frame(project_id: int, checkpoint_id: int | None) -> pd.DataFrame:
-    """One row per image: split, status, current label, and (with a checkpoint) map position, prediction
-    and uncertainty. One joined query, so the 50k-point map loads in one round trip."""
+def _decode_json_column(raw: list, classes: list[str]) -> tuple[list, list[str]]:
+    """JSON text (None/NaN when missing) -> (values, class names), decoding each distinct text once: a
+    100k-image project has a handful of distinct labels, and per-row json.loads was most of the query time."""
+    raw = [text if isinstance(text, str) else None for text in raw]
+    decoded = {text: (None if text is None else json.loads(text)) for text in set(raw)}
+    names = {text: _names(classes, value) for text, value in decoded.items()}
+    return [decoded[t] for t in raw], [names[t] for t in raw]
+
+
+def frame_version(project_id: int, checkpoint_id: int | None) -> tuple[int, ...]:
+    """Cheap token that changes whenever image_frame's answer can: a new label row (every label, undo and
+    bulk label appends one), an import, or a (re-)analysis of the checkpoint (which rewrites its rows)."""
+    with get_store().sessions.begin() as session:
+        label_max = session.scalar(select(func.max(Label.id))) or 0
+        images = session.execute(select(func.count(), func.max(Image.id)).where(Image.project_id == project_id)).one()
+        analysis = 0 if checkpoint_id is None else session.scalar(
+            select(func.max(Projection.id)).where(Projection.checkpoint_id == checkpoint_id)) or 0
+    return int(label_max), int(images[0]), int(images[1] or 0), int(analysis)
+
+
+def image_frame(project_id: int, checkpoint_id: int | None, mapped_only: bool = False,
+                version: tuple[int, ...] | None = None) -> pd.DataFrame:
+    """One row per image (with mapped_only: per image on the checkpoint's map): split, status, current
+    label, and (with a checkpoint) map position, prediction and uncertainty. Cached until frame_version
+    changes, so reruns and page revisits skip the query; pass version when the caller already has it."""
+    version = version or frame_version(project_id, checkpoint_id)
+    return _image_frame(get_store().config.db_url, project_id, checkpoint_id,
+                        mapped_only and checkpoint_id is not None, version)
+
+
+@st.cache_resource(max_entries=6, show_spinner=False)
+def _image_frame(db_url: str, project_id: int, checkpoint_id: int | None, mapped_only: bool,
+                 version: tuple[int, ...]) -> pd.DataFrame:
+    """One joined query read as raw column values (Core, JSON as text: the ORM row layer and per-row
+    json.loads were most of the time at 100k rows). cache_resource, not cache_data: callers only derive
+    new frames (pandas copy-on-write), and unpickling 100k rows on every hit cost ~0.1 s. db_url keys the
+    cache to one database."""
     with get_store().sessions.begin() as session:
         classes = session.get(Project, project_id).classes
-        columns = [Image.id, Image.split, Image.label_status, Image.source_name, Label.value]
+        columns = [Image.id, Image.split, Image.label_status, cast(Label.value, Text)]
         query = select(*columns).outerjoin(Label, Label.id == Image.current_label_id)
         if checkpoint_id is not None:
-            query = (query.add_columns(Projection.x, Projection.y, Prediction.predicted, Prediction.probs,
-                                       UncertaintyScore.entropy, UncertaintyScore.margin,
-                                       UncertaintyScore.least_confidence, UncertaintyScore.disagreement,
-                                       UncertaintyScore.acquisition_rank)
-                     .outerjoin(Projection, (Projection.image_id == Image.id)
-                                & (Projection.checkpoint_id == checkpoint_id))
+            on_map = (Projection.image_id == Image.id) & (Projection.checkpoint_id == checkpoint_id)
+            query = (query.add_columns(Projection.x, Projection.y, cast(Prediction.predicted, Text),
+                                       *(getattr(UncertaintyScore, name) for name in _SCORES))
+                     .join(Projection, on_map, isouter=not mapped_only)
                      .outerjoin(Prediction, (Prediction.image_id == Image.id)
                                 & (Prediction.checkpoint_id == checkpoint_id))
                      .outerjoin(UncertaintyScore, (UncertaintyScore.image_id == Image.id)
                                 & (UncertaintyScore.checkpoint_id == checkpoint_id)))
-        rows = session.execute(query.where(Image.project_id == project_id).order_by(Image.id)).all()
-    names = ["image_id", "split", "status", "source_name", "label_value"]
+        result = session.connection().execute(query.where(Image.project_id == project_id))
+        rows = result.cursor.fetchall()   # the DBAPI's plain tuples: pandas probes Row objects slowly
+        result.close()
+    names = ["image_id", "split", "status", "label_value"]
     if checkpoint_id is not None:
-        names += ["x", "y", "predicted_value", "probs", "entropy", "margin", "least_confidence", "disagreement",
-                  "acquisition_rank"]
-    frame = pd.DataFrame([tuple(r) for r in rows], columns=names)
-    labels = [r[4] for r in rows]          # raw JSON values: pandas would turn ints with gaps into floats
-    frame["label"] = [_names(classes, v) or "unlabeled" for v in labels]
+        names += ["x", "y", "predicted_value", *_SCORES]
+    frame = pd.DataFrame.from_records(rows, columns=names, coerce_float=True)
+    labels, frame["label"] = _decode_json_column(frame["label_value"].tolist(), classes)
+    frame["label_value"] = pd.Series(labels, dtype=object)
+    frame["label"] = frame["label"].replace("", "unlabeled")
     if checkpoint_id is not None:
-        predicted = [r[7] for r in rows]
-        frame["predicted"] = [_names(classes, v) for v in predicted]
+        for name in ("x", "y", *_SCORES):
+            frame[name] = frame[name].astype(np.float64)
+        predicted, frame["predicted"] = _decode_json_column(frame["predicted_value"].tolist(), classes)
+        frame["predicted_value"] = pd.Series(predicted, dtype=object)
         frame["model_disagrees"] = [lv is not None and pv is not None and lv != pv
                                     for lv, pv in zip(labels, predicted)]
-    return frame
+    return frame.sort_values("image_id", ignore_index=True)   # sorting here beats SQLite's temp B-tree
 
 
 def thumbnails(image_ids: list[int], size: int = 96) -> list[np.ndarray]:

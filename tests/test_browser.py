@@ -2,12 +2,14 @@
 
 Journey: create a project, import a small real chest X-ray set through the UI (train pool unlabeled, val
 labeled), label 5 cases with the number keys, start a training job, let the worker the app started
-finish it (and its analysis), open Explore and see the map; then the database holds the 5 labels with the
+finish it (and its analysis), open Explore and see the map, click a point (preview -> Open in Label)
+and box-select many (gallery); then the database holds the 5 labels with the
 annotator. Screenshots of every page at 1440x900 go to $MEDSSL_ARTIFACTS.
 """
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -145,6 +147,7 @@ def test_label_train_explore_in_a_real_browser(app_server, tmp_path, _isolated_h
         expect(page.locator(".js-plotly-plot").first).to_be_visible()
         page.wait_for_timeout(1500)
         page.screenshot(path=str(shots / "4-explore.png"))
+        _explore_click_and_box_select(page, shots)
         for name in ("uncertain", "relations", "models", "export"):
             page.goto(f"{app_server}/{name}")
             page.wait_for_timeout(2500)
@@ -157,3 +160,39 @@ def test_label_train_explore_in_a_real_browser(app_server, tmp_path, _isolated_h
                          .order_by(Label.id)).all()
     store.dispose()
     assert rows == [(0, ANNOTATOR), (1, ANNOTATOR), (0, ANNOTATOR), (1, ANNOTATOR), (0, ANNOTATOR)]
+
+
+def _explore_click_and_box_select(page, shots: Path) -> None:
+    """Click a point -> preview -> "Open in Label" shows that case; the box tool over the map -> many
+    selected -> gallery with the bulk-label button (not pressed: the label rows are checked afterwards)."""
+    from playwright.sync_api import expect
+
+    page.wait_for_function("() => { const g = document.querySelector('.js-plotly-plot');"
+                           " return !!(g && g._fullData && g._fullData.length); }", timeout=60_000)
+    point = page.evaluate("""() => {
+        const g = document.querySelector('.js-plotly-plot'), L = g._fullLayout, t = g._fullData[0];
+        const box = g.querySelector('.nsewdrag').getBoundingClientRect();
+        return {x: box.left + L.xaxis.d2p(t.x[0]), y: box.top + L.yaxis.d2p(t.y[0]),
+                left: box.left, top: box.top, right: box.right, bottom: box.bottom}; }""")
+    page.mouse.click(point["x"], point["y"])
+    expect(page.get_by_role("button", name="Open in Label")).to_be_visible()
+    image_id = page.locator("[data-testid='stImageCaption']").first.inner_text().split()[-1]
+    page.screenshot(path=str(shots / "4b-explore-click.png"))
+    page.get_by_role("button", name="Open in Label").click()
+    page.wait_for_url("**/label")
+    expect(page.locator("[data-testid='stImageCaption']").first).to_contain_text(f"image {image_id} ")
+
+    page.locator("[data-testid='stSidebarNav'] a[href$='/explore']").click()
+    page.wait_for_function("() => { const g = document.querySelector('.js-plotly-plot');"
+                           " return !!(g && g._fullData && g._fullData.length); }", timeout=60_000)
+    page.locator(".js-plotly-plot").first.hover()
+    page.locator('[data-title="Box Select"]').first.click()
+    page.mouse.move(point["left"] + 2, point["top"] + 2)
+    page.mouse.down()
+    page.mouse.move(point["right"] - 2, point["bottom"] - 2, steps=8)
+    page.mouse.up()
+    heading = page.get_by_role("heading", name=re.compile(r"^\d+ selected$"))
+    expect(heading).to_be_visible()
+    assert int(heading.inner_text().split()[0]) > 1
+    expect(page.get_by_role("button", name="unlabeled as", exact=False)).to_be_visible()
+    page.screenshot(path=str(shots / "4c-explore-box.png"))

@@ -1,18 +1,27 @@
 """Explore page: the UMAP map of all images; click -> preview + open in Label; lasso -> gallery + bulk label."""
 from __future__ import annotations
 
+import os
+
+import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
 from app import state
 from app.navigation import open_in_label
-from app.queries import active_checkpoint_id, current_project, image_frame, thumbnails
+from app.queries import active_checkpoint_id, current_project, frame_version, image_frame, thumbnails
 from app.resources import get_store
-from app.widgets.charts import COLOR_COLUMNS, umap_scatter
+from app.widgets.umap_map import COLOR_COLUMNS, MapFigure, build_map, selected_ids
 from db.labels import add_label
 from db.models import Image, Project
 from db.projects import get_or_create_annotator
 
 GALLERY_MAX = 60
+MAP_KEY = "umap"   # the map widget's key; its state exists only while the map was drawn in the previous run
+SHOW_ALL_KEY = "explore.show_all"
+# Points drawn on first paint; 0 (default) draws all. Measured at 50k points (docs/BENCHMARKS.md) a cap
+# of 20k changed nothing on a first visit and saved ~0.3 s on revisits, so it is opt-in for huge projects.
+FIRST_PAINT = int(os.environ.get("MEDSSL_MAP_FIRST_PAINT", "0"))
 
 
 def _bulk_label(project: Project, ids: list[int], class_index: int) -> int:
@@ -21,11 +30,10 @@ def _bulk_label(project: Project, ids: list[int], class_index: int) -> int:
         for image_id in ids:
             value = [class_index] if project.task == "multilabel" else class_index
             add_label(session, session.get(Image, image_id), annotator, value, comment="bulk label from Explore")
-    image_frame.clear()
-    return len(ids)
+    return len(ids)   # the new label rows change frame_version: the next run redraws the map
 
 
-def _selection(frame, project: Project, ids: list[int]) -> None:
+def _selection(frame: pd.DataFrame, project: Project, ids: list[int]) -> None:
     chosen = frame[frame["image_id"].isin(ids)].copy()
     if len(chosen) == 1:
         row = chosen.iloc[0]
@@ -51,6 +59,53 @@ def _selection(frame, project: Project, ids: list[int]) -> None:
                                          for i in shown], width=96)
 
 
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _map(db_url: str, project_id: int, checkpoint_id: int, color_by: str, limit: int,
+         version: tuple[int, ...]) -> MapFigure:
+    """The built figure per (project, checkpoint, colouring, cap, data version): reruns (a click, a lasso)
+    reuse it instead of rebuilding 50k points. Read-only once built."""
+    return build_map(image_frame(project_id, checkpoint_id, mapped_only=True, version=version), color_by, limit)
+
+
+def _placeholder() -> go.Figure:
+    """An empty map of the same size, drawn while the server reads the data: the browser starts loading
+    Plotly (a 4.7 MB script, seconds on a busy machine) in parallel instead of after the data arrives."""
+    fig = go.Figure()
+    fig.update_layout(height=620, margin={"l": 10, "r": 10, "t": 30, "b": 10}, xaxis={"visible": False},
+                      yaxis={"visible": False}, annotations=[{"text": "loading the map…", "showarrow": False,
+                                                              "font": {"size": 16, "color": "#6b7280"}}])
+    return fig
+
+
+@st.fragment
+def _map_and_selection(project: Project, checkpoint_id: int) -> None:
+    """A fragment: a click or lasso reruns only the map and its selection panel, not the whole app."""
+    color_by = st.segmented_control("colour by", list(COLOR_COLUMNS), default="current label") or "current label"
+    header, slot = st.container(), st.empty()
+    if MAP_KEY not in st.session_state:        # first paint of this page visit
+        slot.plotly_chart(_placeholder(), width="stretch", config={"staticPlot": True})
+    version = frame_version(project.id, checkpoint_id)   # fresh on fragment reruns too (labels may change)
+    show_all = bool(st.session_state.get(SHOW_ALL_KEY))  # the toggle below, as last set
+    drawn = _map(get_store().config.db_url, project.id, checkpoint_id, color_by, 0 if show_all else FIRST_PAINT,
+                 version)
+    event = slot.plotly_chart(drawn.figure, on_select="rerun", selection_mode=("points", "box", "lasso"),
+                              key=MAP_KEY, width="stretch")
+    if drawn.total > FIRST_PAINT > 0:
+        text, toggle = header.columns([5, 1], vertical_alignment="center")
+        toggle.toggle("show all points", key=SHOW_ALL_KEY, help=f"Draw all {drawn.total:,} mapped images.")
+        if drawn.shown < drawn.total:
+            text.warning(f"Showing {drawn.shown:,} of {drawn.total:,} points: every labeled or unsure case, the "
+                         "most informative unlabeled ones, a random sample of the rest. Box and lasso select "
+                         "drawn points only.")
+        else:
+            text.caption(f"All {drawn.total:,} points drawn.")
+    ids = selected_ids(event.selection.points if event and event.selection else [])
+    st.caption(f"{drawn.total:,} images from checkpoint {checkpoint_id}. Hover for id, label, model and "
+               "entropy; click a point to preview it; pick the box or lasso tool (top right) to select many.")
+    if ids:
+        _selection(image_frame(project.id, checkpoint_id, mapped_only=True, version=version), project, ids)
+
+
 def render() -> None:
     project = current_project()
     if project is None:
@@ -60,16 +115,7 @@ def render() -> None:
     if checkpoint_id is None:
         st.info("No model yet. Train one (Train page); the map appears when its analysis is done.")
         return
-    frame = image_frame(project.id, checkpoint_id)
-    mapped = frame.dropna(subset=["x", "y"])
-    if mapped.empty:
+    if not frame_version(project.id, checkpoint_id)[-1]:          # no map rows for this checkpoint yet
         st.info(f"Checkpoint {checkpoint_id} is not analyzed yet; the worker runs the analysis after training.")
         return
-    color_by = st.segmented_control("colour by", list(COLOR_COLUMNS), default="current label")
-    event = st.plotly_chart(umap_scatter(mapped, color_by or "current label"), on_select="rerun",
-                            selection_mode=("points", "box", "lasso"), key="umap", width="stretch")
-    ids = [int(p["customdata"][0]) for p in (event.selection.points if event and event.selection else [])]
-    st.caption(f"{len(mapped)} images from checkpoint {checkpoint_id}. Click a point to preview it; "
-               "draw a box or lasso to select many.")
-    if ids:
-        _selection(mapped, project, ids)
+    _map_and_selection(project, checkpoint_id)

@@ -1,46 +1,9 @@
-"""Figures from DataFrames; pure (no database, no session state)."""
+"""Figures from DataFrames; pure (no database, no session state). The Explore map is in umap_map."""
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
-
-COLOR_COLUMNS = {"current label": "label", "predicted class": "predicted", "uncertainty (entropy)": "entropy",
-                 "teacher–student disagreement": "disagreement", "split": "split", "label status": "status"}
-
-
-def umap_scatter(frame: pd.DataFrame, color_by: str) -> go.Figure:
-    """WebGL scatter that stays responsive at 50k points: one trace per category, numeric customdata only
-    (Plotly ships numeric arrays as compact typed arrays; per-point hover strings would dominate the
-    payload). Hover: image id, the colouring value (trace name), predicted class index and entropy."""
-    column = COLOR_COLUMNS[color_by]
-    hover = ("image %{customdata[0]}<br>predicted class %{customdata[1]}<br>entropy %{customdata[2]:.3f}"
-             "<extra>%{fullData.name}</extra>")
-    # float32 typed arrays: half the payload of float64 (ids stay exact below 2**24 = 16.7M images)
-    custom = np.column_stack([frame["image_id"].to_numpy(np.float32),
-                              pd.to_numeric(frame["predicted_value"], errors="coerce").fillna(-1).to_numpy(np.float32),
-                              frame["entropy"].fillna(0).to_numpy(np.float32)])
-    frame = frame.assign(x=frame["x"].astype(np.float32), y=frame["y"].astype(np.float32))
-    fig = go.Figure()
-    if column in ("entropy", "disagreement"):
-        fig.add_trace(go.Scattergl(x=frame["x"].to_numpy(), y=frame["y"].to_numpy(), mode="markers", name=color_by,
-                                   customdata=custom, hovertemplate=hover,
-                                   marker={"size": 5, "color": frame[column].fillna(0).to_numpy(),
-                                           "colorscale": "Viridis", "showscale": True, "opacity": 0.85}))
-    else:
-        values = frame[column].astype(str)
-        categories = sorted(set(values) - {"unlabeled"})
-        palette = dict(zip(categories, px.colors.qualitative.Bold))
-        for category in (["unlabeled"] if "unlabeled" in set(values) else []) + categories:  # unlabeled underneath
-            rows = (values == category).to_numpy()
-            fig.add_trace(go.Scattergl(x=frame["x"].to_numpy()[rows], y=frame["y"].to_numpy()[rows], mode="markers",
-                                       name=category, customdata=custom[rows], hovertemplate=hover,
-                                       marker={"size": 5, "opacity": 0.8,
-                                               "color": palette.get(category, "#c9ced6")}))
-    fig.update_layout(height=620, margin={"l": 10, "r": 10, "t": 30, "b": 10}, dragmode="lasso",
-                      xaxis={"visible": False}, yaxis={"visible": False}, legend_title_text=color_by)
-    return fig
 
 
 def relation_graph(center: int, nodes: pd.DataFrame, edges: pd.DataFrame) -> go.Figure:
