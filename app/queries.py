@@ -31,7 +31,7 @@ def active_checkpoint_id(project_id: int) -> int | None:
         return results.active_checkpoint_id(session, project_id)
 
 
-_SCORES = ("entropy", "margin", "least_confidence", "disagreement", "acquisition_rank")
+_SCORES = ("entropy", "margin", "least_confidence", "disagreement", "mc_variance", "acquisition_rank")
 
 
 def _names(classes: list[str], value) -> str:

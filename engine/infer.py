@@ -1,6 +1,7 @@
 """Inference: checkpoint + uint8 images -> student/teacher probabilities and pre-logit features."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,9 +15,12 @@ from engine.config import TrainConfig
 from engine.device import amp_dtype, autocast, pick_device
 from engine.loaders.datasets import to_uint8_tensor
 from engine.loaders.transforms import ViewMaker
+from engine.mc_dropout import has_dropout, mc_dropout_samples
 from engine.methods.losses import probabilities
 from engine.models import create_model
+from engine.uncertainty import mc_variance
 
+log = logging.getLogger("medssl.infer")
 
 @dataclass
 class Predictions:
@@ -25,6 +29,7 @@ class Predictions:
     teacher_probs: np.ndarray | None = None
     teacher_features: np.ndarray | None = None
     class_names: tuple[str, ...] = ()
+    mc_variance: np.ndarray | None = None  # (N,) MC-dropout predictive variance, when asked for and possible
 
 
 @torch.inference_mode()
@@ -62,8 +67,12 @@ def load_models(checkpoint: str | Path | dict[str, Any], device: str = "auto") -
 
 
 def infer(checkpoint: str | Path | dict[str, Any], images: np.ndarray, batch_size: int = 256,
-          device: str = "auto") -> Predictions:
-    """uint8 (N, H, W[, 3]) images at any size (resized to the training size) -> Predictions."""
+          device: str = "auto", mc_passes: int = 0, mc_seed: int = 0) -> Predictions:
+    """uint8 (N, H, W[, 3]) images at any size (resized to the training size) -> Predictions.
+
+    mc_passes >= 2 also runs that many MC-dropout passes of the evaluated model (teacher, else student)
+    and fills mc_variance; a backbone without active dropout is skipped with a log line (stays None).
+    """
     models, payload = load_models(checkpoint, device)
     cfg = TrainConfig.from_dict(payload["config"])
     spec = payload["model"]
@@ -75,4 +84,19 @@ def infer(checkpoint: str | Path | dict[str, Any], images: np.ndarray, batch_siz
     for role, model in models.items():
         out[f"{role}_probs"], out[f"{role}_features"] = predict_tensor(model, tensor, views, payload["task"],
                                                                        batch_size, dtype)
+    if mc_passes:
+        out["mc_variance"] = _mc_variance(models.get("teacher", models["student"]), tensor, views,
+                                          payload["task"], mc_passes, mc_seed, batch_size, dtype)
     return Predictions(class_names=tuple(payload["class_names"]), **out)
+
+
+def _mc_variance(model: nn.Module, tensor: torch.Tensor, views: ViewMaker, task: str, passes: int, seed: int,
+                 batch_size: int, dtype: torch.dtype | None) -> np.ndarray | None:
+    """Predictive variance over MC-dropout passes, or None (logged) when it would be all zeros anyway."""
+    if passes < 2:
+        log.info("MC-dropout variance needs at least 2 passes (got %d); skipped", passes)
+        return None
+    if not has_dropout(model):
+        log.info("MC-dropout variance skipped: the %s has no active dropout", type(model).__name__)
+        return None
+    return mc_variance(mc_dropout_samples(model, tensor, views, task, passes, seed, batch_size, dtype))

@@ -7,7 +7,8 @@ from app import state
 from app.navigation import open_in_label
 from app.queries import active_checkpoint_id, current_project, image_frame, thumbnails
 
-SCORES = ["entropy", "margin", "least_confidence", "disagreement"]
+SCORES = ["entropy", "margin", "least_confidence", "disagreement", "mc_variance"]
+OPTIONAL = ("mc_variance",)   # only stored when the analysis ran MC-dropout passes; hidden when empty
 
 
 def _label_next(ids: list[int]) -> None:
@@ -27,7 +28,8 @@ def render() -> None:
         return
     top_n = st.slider("how many", 5, 100, 20, step=5)
     ranked = frame.dropna(subset=["acquisition_rank"]).sort_values("acquisition_rank").head(top_n)
-    table = ranked[["image_id", "acquisition_rank", "predicted", *SCORES]].rename(
+    shown = [name for name in SCORES if name not in OPTIONAL or ranked[name].notna().any()]
+    table = ranked[["image_id", "acquisition_rank", "predicted", *shown]].rename(
         columns={"acquisition_rank": "rank"})
     table.insert(1, "preview", [_data_url(t) for t in thumbnails(ranked["image_id"].astype(int).tolist(), 64)])
     st.dataframe(table, hide_index=True, width="stretch",

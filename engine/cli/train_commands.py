@@ -35,9 +35,20 @@ def register(subparsers, parents) -> None:
                               help="predictions, uncertainty, embeddings, 2-D map and kNN graph for a checkpoint")
     p.add_argument("--project", required=True)
     p.add_argument("--checkpoint", type=int, help="checkpoint id (default: the active one)")
+    p.add_argument("--mc-passes", type=_mc_passes, metavar="N",
+                   help="also store MC-dropout variance from N >= 2 stochastic passes (default: off, "
+                        "or the project setting mc_passes)")
     p.add_argument("--wait", action="store_true", help="block until done; runs here when no worker is alive")
     p.add_argument("--annotator", default=default_annotator(), help="who started the job (provenance)")
     p.set_defaults(handler=cmd_analyze)
+
+
+def _mc_passes(text: str) -> int:
+    """0 turns MC-dropout off; 1 pass has no variance, so it is refused rather than silently stored as 0."""
+    value = int(text)
+    if value != 0 and value < 2:
+        raise argparse.ArgumentTypeError("--mc-passes must be 0 (off) or at least 2")
+    return value
 
 
 def _enqueue(args: argparse.Namespace, kind: str, params: dict, dedupe: bool = False) -> int:
@@ -73,4 +84,5 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    return _enqueue(args, "analyze", {"checkpoint_id": args.checkpoint}, dedupe=True)
+    return _enqueue(args, "analyze", {"checkpoint_id": args.checkpoint, "mc_passes": args.mc_passes},
+                    dedupe=True)

@@ -26,6 +26,7 @@ from engine.uncertainty import scores as uncertainty_scores
 log = logging.getLogger("medssl.analyze_job")
 DEFAULT_STRATEGY = "relation"
 KNN_K = 10
+MC_SEED = 0   # fixed, so re-analyzing one checkpoint with the same passes stores the same variances
 
 
 def _predicted(probs: np.ndarray, task: str) -> list:
@@ -69,23 +70,30 @@ def run_analyze_job(ctx: JobContext) -> str:
         task, channels, classes = project.task, project.channels, list(project.classes)
         strategy = (project.settings or {}).get(
             "strategy", DEFAULT_STRATEGY)
+        mc_passes = ctx.params.get("mc_passes")   # explicit (0 = off) wins over the project setting
+        mc_passes = int((project.settings or {}).get("mc_passes", 0) if mc_passes is None else mc_passes)
         ckpt_path = Path(store.config.home) / checkpoint.path
     t0 = time.perf_counter()
-    ctx.report(progress=0.05, message=f"embedding {len(rows)} images", force=True)
+    extra = f" (+{mc_passes} MC-dropout passes)" if mc_passes and task != "segmentation" else ""
+    ctx.report(progress=0.05, message=f"embedding {len(rows)} images{extra}", force=True)
     image_size = int(ctx.params.get("image_size") or 0) or None
     cache = build_cache(store, ctx.project_id, image_size or _checkpoint_size(ckpt_path), channels)
     ids = np.array([r.id for r in rows], np.int64)
     images = np.asarray(cache.images[cache.rows(ids)])
     if task == "segmentation":
+        if mc_passes:
+            log.info("MC-dropout variance is computed for classification checkpoints only; skipped")
         seg = analyze_segmentation(ckpt_path, images, len(classes), ctx.device or "auto")
         probs, student_probs, embeddings, scores = seg.fractions, None, seg.embeddings, seg.scores
     else:
-        preds = infer(ckpt_path, images, device=ctx.device or "auto")
+        preds = infer(ckpt_path, images, device=ctx.device or "auto", mc_passes=mc_passes, mc_seed=MC_SEED)
         has_teacher = preds.teacher_probs is not None
         probs = preds.teacher_probs if has_teacher else preds.student_probs
         student_probs = preds.student_probs if has_teacher else None
         embeddings = preds.teacher_features if has_teacher else preds.student_features
         scores = uncertainty_scores(probs, task, student_probs)
+        if preds.mc_variance is not None:
+            scores["mc_variance"] = preds.mc_variance
     timings["inference_s"] = time.perf_counter() - t0
     t1 = time.perf_counter()
     ctx.report(progress=0.4, message="relation graph (kNN)", force=True)
