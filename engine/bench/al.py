@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from engine.bench import load_results, write_json
-from engine.bench.curves import class_names, command, labels_to_reach, machine, write_report  # noqa: F401
+from engine.bench import class_names, command, load_results, machine, write_json
+from engine.bench.curves import write_report
 
 log = logging.getLogger(__name__)
 

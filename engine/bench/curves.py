@@ -1,20 +1,14 @@
-"""Learning-curve reports for `bench al`: markdown table + headline, a Pillow PNG line chart, provenance.
+"""Learning-curve reports for `bench al`: markdown table + headline and a Pillow PNG line chart.
 
 Pillow because matplotlib is not a dependency; kept apart from al.py so the bench loop stays readable.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import math
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
-           (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
+from engine.bench import PALETTE, mean_std
 
 
 def line_chart_png(path: Path, series: dict[str, list[tuple[float, float, float]]], title: str,
@@ -86,18 +80,11 @@ def labels_to_reach(curve: dict[int, float], target: float) -> int | None:
     return next((n for n in sorted(curve) if not math.isnan(curve[n]) and curve[n] >= target), None)
 
 
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    arr = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
-    if arr.size == 0 or np.all(np.isnan(arr)):
-        return float("nan"), float("nan")
-    return float(np.nanmean(arr)), float(np.nanstd(arr))
-
-
 def write_report(rows: list[dict[str, Any]], out: Path) -> None:
     """results.md (mean ± std table, headline) and learning_curve.png (one line per strategy)."""
     strategies = list(dict.fromkeys(r["strategy"] for r in rows))
     counts = sorted({r["labels"] for r in rows})
-    stats = {s: {n: _mean_std([r["test_auc"] for r in rows if r["strategy"] == s and r["labels"] == n])
+    stats = {s: {n: mean_std([r["test_auc"] for r in rows if r["strategy"] == s and r["labels"] == n])
                  for n in counts} for s in strategies}
     seeds = {s: sorted({r["seed"] for r in rows if r["strategy"] == s}) for s in strategies}
     minutes = {s: sum(r["train_seconds"] + r.get("select_seconds", 0.0) for r in rows if r["strategy"] == s)
@@ -139,32 +126,3 @@ def write_report(rows: list[dict[str, Any]], out: Path) -> None:
     series = {s: [(float(n), *stats[s][n]) for n in counts] for s in strategies}
     line_chart_png(out / "learning_curve.png", series, "test AUC vs labels (mean ± std over seeds)", "labels",
                    hline=hline)
-
-
-def class_names(folder: Path, labels: np.ndarray) -> tuple[str, ...]:
-    """dataset.json's class names, else class_<i>."""
-    meta = folder / "dataset.json"
-    if meta.exists():
-        return tuple(json.loads(meta.read_text())["classes"])
-    return tuple(f"class_{i}" for i in range(int(labels.max()) + 1))
-
-
-def machine() -> str:
-    """Where a bench ran, for results.json runs[].machine."""
-    import platform
-
-    import torch
-
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
-    return f"{platform.machine()} {platform.system()}, {torch.get_num_threads()} torch threads, {device}, " \
-           f"torch {torch.__version__}"
-
-
-def command(prog: str, add_arguments: Callable[[argparse.ArgumentParser], None], args: argparse.Namespace) -> str:
-    """The bench invocation rebuilt from its own options (the CLI's namespace carries others too)."""
-    import shlex
-
-    probe = argparse.ArgumentParser(add_help=False)
-    add_arguments(probe)
-    own = [(a.option_strings[0], getattr(args, a.dest, None)) for a in probe._actions]
-    return f"{prog} " + " ".join(f"{o} {shlex.quote(str(v))}" for o, v in own if v is not None)

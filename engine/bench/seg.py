@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -19,8 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.bench import bar_chart_png, load_results, write_json
-from engine.bench.ssl import _machine, _mean_std
+from engine.bench import command, float_metrics, fraction_report, load_results, machine, write_json
 
 log = logging.getLogger(__name__)
 SUMMARY_KEYS = ("test_dice", "val_dice", "test_jaccard", "test_hd95", "test_asd", "train_seconds", "epochs_run")
@@ -53,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
     splits = {s: np.load(args.data / f"{s}.npz") for s in ("train", "val", "test")}
     results_path = args.out / "results.json"
     results = load_results(results_path)
-    results["runs"].append({"command": _command(args), "machine": _machine(args.threads),
+    results["runs"].append({"command": command("python -m engine bench seg", add_arguments, args),
+                            "machine": machine(args.threads),
                             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
     run_index = len(results["runs"]) - 1
     done = {(r["method"], r["label_fraction"], r["seed"]) for r in results["rows"]}
@@ -112,7 +111,7 @@ def _run_cell(args: argparse.Namespace, splits: dict, method: str, fraction: flo
            "val_dice": result.best_metrics[role]["dice"], **{f"test_{k}": test[role][k]
                                                               for k in ("dice", "jaccard", "hd95", "asd")}}
     cell = f"{method}_{fraction}_{seed}"
-    detail = {"row": row, "roles": {r: {"test": _short(m), "val": _short(result.best_metrics[r])}
+    detail = {"row": row, "roles": {r: {"test": float_metrics(m), "val": float_metrics(result.best_metrics[r])}
                                     for r, m in test.items()},
               "history": result.history, "planned_steps": result.planned_steps, "steps_run": result.steps_run,
               "config": cfg.to_dict()}
@@ -145,33 +144,15 @@ def _evaluate(cfg, result, test, class_names, in_chans) -> tuple[dict[str, dict]
     return metrics, masks
 
 
-def _short(metrics: dict[str, Any]) -> dict[str, float]:
-    return {k: v for k, v in metrics.items() if isinstance(v, float)}
-
-
 def _report(results: dict[str, Any], out: Path, test: Any) -> None:
-    rows = results["rows"]
-    fractions = sorted({r["label_fraction"] for r in rows})
-    methods = list(dict.fromkeys(r["method"] for r in rows))
-    lines = ["# bench seg", "", ("Mean ± std over seeds; test metrics of the teacher where one exists, selected on "
+    intro = ["# bench seg", "", ("Mean ± std over seeds; test metrics of the teacher where one exists, selected on "
                                  "val Dice. HD95/ASD in pixels (NaN cases, e.g. an empty prediction, left out of the "
-                                 "mean)."), ""]
-    for fraction in fractions:
-        lines += [f"## label fraction {fraction}", "", "| method | n | " + " | ".join(SUMMARY_KEYS) + " |",
-                  "|---" * (len(SUMMARY_KEYS) + 2) + "|"]
-        for method in methods:
-            cell = [r for r in rows if r["method"] == method and r["label_fraction"] == fraction]
-            if cell:
-                stats = [_mean_std([r[k] for r in cell]) for k in SUMMARY_KEYS]
-                lines.append(f"| {method} | {len(cell)} | " + " | ".join(f"{m:.4f} ± {s:.4f}" for m, s in stats) + " |")
-        lines.append("")
+                                 "mean).")]
+    fraction_report(results["rows"], out, intro, SUMMARY_KEYS, "test_dice", "test_dice.png",
+                    "test Dice (mean ± std over seeds)")
+    methods = list(dict.fromkeys(r["method"] for r in results["rows"]))
+    for fraction in sorted({r["label_fraction"] for r in results["rows"]}):
         _overlay_grid(out, fraction, methods, test)
-    (out / "results.md").write_text("\n".join(lines))
-    series = {m: [_mean_std([r["test_dice"] for r in rows if r["method"] == m and r["label_fraction"] == f])
-                  for f in fractions] for m in methods}
-    lows = [m - s for v in series.values() for m, s in v if not np.isnan(m)]
-    bar_chart_png(out / "test_dice.png", [str(f) for f in fractions], series, "test Dice (mean ± std over seeds)",
-                  (max(0.0, min(lows, default=0.5) - 0.05), 1.0))
 
 
 def _overlay(image: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int]) -> np.ndarray:
@@ -217,17 +198,6 @@ def _overlay_grid(out: Path, fraction: float, methods: list[str], test: Any) -> 
             arr = tile if tile.ndim == 3 else np.repeat(tile[..., None], 3, axis=2)
             grid.paste(Image.fromarray(arr), (pad + c * (size + pad), head + pad + r * (size + pad)))
     grid.save(out / f"overlays_{fraction}.png")
-
-
-def _command(args: argparse.Namespace) -> str:
-    probe = argparse.ArgumentParser(add_help=False)
-    add_arguments(probe)
-    parts = ["python -m engine bench seg"]
-    for action in probe._actions:
-        value = getattr(args, action.dest, None)
-        if value is not None and value is not False:
-            parts.append(f"{action.option_strings[0]} {shlex.quote(str(value))}")
-    return " ".join(parts)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.bench import write_json
+from engine.bench import class_names, write_json
 
 log = logging.getLogger(__name__)
 PIPELINE_GOAL = 5.0  # the data pipeline alone must feed >= 5x the training rate
@@ -113,7 +113,6 @@ def matmul_gflops(sizes: list[int], repeats: int = 5) -> dict[str, Any]:
 
 
 def _load(folder: Path, fraction: float) -> Any:
-    from engine.bench.ssl import _class_names
     from engine.loaders.datasets import ArrayData, stratified_subset
 
     train = np.load(folder / "train.npz")
@@ -122,7 +121,7 @@ def _load(folder: Path, fraction: float) -> Any:
     partial = np.full_like(labels, -1)
     partial[labeled] = labels[labeled]
     val = np.load(folder / "val.npz") if (folder / "val.npz").exists() else None
-    return ArrayData(train["images"], partial, _class_names(folder, train),
+    return ArrayData(train["images"], partial, class_names(folder, labels),
                      val_images=None if val is None else val["images"],
                      val_labels=None if val is None else val["labels"].astype(np.int64))
 

@@ -12,8 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import platform
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -21,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from engine.bench import bar_chart_png, load_results, write_json
+from engine.bench import class_names as dataset_class_names
+from engine.bench import command, float_metrics, fraction_report, load_results, machine, write_json
 
 log = logging.getLogger(__name__)
 SUMMARY_KEYS = ("test_auc", "val_auc", "test_sensitivity", "test_specificity", "test_f1", "test_ece",
@@ -52,11 +51,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"unknown methods: {unknown}; known: {METHODS.names()}", file=sys.stderr)
         return 2
     splits = {s: np.load(args.data / f"{s}.npz") for s in ("train", "val", "test")}
-    class_names = _class_names(args.data, splits["train"])
+    class_names = dataset_class_names(args.data, splits["train"]["labels"])
     results_path = args.out / "results.json"
     results = load_results(results_path)
-    results["runs"].append({"command": _command(args),
-                            "machine": _machine(args.threads), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    results["runs"].append({"command": command("python -m engine bench ssl", add_arguments, args),
+                            "machine": machine(args.threads), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
     run_index = len(results["runs"]) - 1
     done = {(r["method"], r["label_fraction"], r["seed"]) for r in results["rows"]}
     for fraction in [float(f) for f in args.label_fractions.split(",")]:
@@ -115,7 +114,7 @@ def _run_cell(args: argparse.Namespace, splits: dict, class_names: tuple[str, ..
            "val_auc": result.best_metrics[role]["auc"], "test_auc": test[role]["auc"],
            "test_sensitivity": test[role]["sensitivity"], "test_specificity": test[role]["specificity"],
            "test_f1": test[role]["f1"], "test_ece": test[role]["ece"], "_steps": result.steps_run}
-    detail = {"row": row, "roles": {r: {"test": _short(m), "val": _short(result.best_metrics[r])}
+    detail = {"row": row, "roles": {r: {"test": float_metrics(m), "val": float_metrics(result.best_metrics[r])}
                                     for r, m in test.items()},
               "history": result.history, "planned_steps": result.planned_steps, "config": cfg.to_dict()}
     cell_name = f"{row['method']}_{fraction}_{seed}" + ("_matched" if overrides else "")
@@ -143,10 +142,6 @@ def _evaluate(cfg, result, test, class_names, in_chans) -> dict[str, dict[str, A
     return out
 
 
-def _short(metrics: dict[str, Any]) -> dict[str, float]:
-    return {k: v for k, v in metrics.items() if isinstance(v, float)}
-
-
 def _add(results: dict, path: Path, row: dict[str, Any], done: set) -> None:
     results["rows"].append(row)
     done.add((row["method"], row["label_fraction"], row["seed"]))
@@ -159,63 +154,11 @@ def _public(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _report(results: dict[str, Any], out: Path) -> None:
-    rows = results["rows"]
-    fractions = sorted({r["label_fraction"] for r in rows})
-    methods = list(dict.fromkeys(r["method"] for r in rows))
-    lines = ["# bench ssl", "", "Mean ± std over seeds; test metrics of the teacher where one exists, selected on val.",
+    intro = ["# bench ssl", "", "Mean ± std over seeds; test metrics of the teacher where one exists, selected on val.",
              ("`supervised@M`: the matched baseline for method M — same iterations as M when the run had a "
-              "budget (then plain `supervised` is the wall-clock match), same seconds as M otherwise."), ""]
-    for fraction in fractions:
-        lines += [f"## label fraction {fraction}", "", "| method | n | " + " | ".join(SUMMARY_KEYS) + " |",
-                  "|---" * (len(SUMMARY_KEYS) + 2) + "|"]
-        for method in methods:
-            cell = [r for r in rows if r["method"] == method and r["label_fraction"] == fraction]
-            if cell:
-                stats = [_mean_std([r[k] for r in cell]) for k in SUMMARY_KEYS]
-                lines.append(f"| {method} | {len(cell)} | " + " | ".join(f"{m:.4f} ± {s:.4f}" for m, s in stats) + " |")
-        lines.append("")
-    (out / "results.md").write_text("\n".join(lines))
-    series = {m: [_mean_std([r["test_auc"] for r in rows if r["method"] == m and r["label_fraction"] == f])
-                  for f in fractions] for m in methods}
-    lows = [m - s for v in series.values() for m, s in v if not np.isnan(m)]
-    bar_chart_png(out / "test_auc.png", [str(f) for f in fractions], series, "test AUC (mean ± std over seeds)",
-                  (max(0.0, min(lows, default=0.5) - 0.05), 1.0))
-
-
-def _mean_std(values: list[Any]) -> tuple[float, float]:
-    arr = np.array([v if v is not None else np.nan for v in values], dtype=np.float64)
-    if np.all(np.isnan(arr)):
-        return float("nan"), float("nan")
-    return float(np.nanmean(arr)), float(np.nanstd(arr))
-
-
-def _class_names(folder: Path, train: Any) -> tuple[str, ...]:
-    meta = folder / "dataset.json"
-    if meta.exists():
-        return tuple(json.loads(meta.read_text())["classes"])
-    return tuple(f"class_{i}" for i in range(int(train["labels"].max()) + 1))
-
-
-def _command(args: argparse.Namespace) -> str:
-    """The bench invocation rebuilt from its own options (the CLI's namespace carries others too)."""
-    probe = argparse.ArgumentParser(add_help=False)
-    add_arguments(probe)
-    parts = ["python -m engine bench ssl"]
-    for action in probe._actions:
-        value = getattr(args, action.dest, None)
-        if value is None or value is False:
-            continue
-        parts.append(action.option_strings[0] if value is True else f"{action.option_strings[0]} {shlex.quote(str(value))}")
-    return " ".join(parts)
-
-
-def _machine(threads: int | None = None) -> str:
-    """The machine line; `threads` is what the cells will use (--threads), not the process default."""
-    import torch
-
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
-    return f"{platform.machine()} {platform.system()}, {threads or torch.get_num_threads()} torch threads, " \
-           f"{device}, torch {torch.__version__}"
+              "budget (then plain `supervised` is the wall-clock match), same seconds as M otherwise.")]
+    fraction_report(results["rows"], out, intro, SUMMARY_KEYS, "test_auc", "test_auc.png",
+                    "test AUC (mean ± std over seeds)")
 
 
 def main(argv: list[str] | None = None) -> int:
