@@ -5,9 +5,9 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from engine.loaders.paired import PairedViews
-from engine.methods.base import METHODS, BaseParams, Batch, SSLMethod, StepOutput
-from engine.methods.ema import create_teacher, ema_rate, ema_update
+from engine.methods.base import METHODS, Batch, StepOutput
 from engine.methods.seg_losses import seg_supervised_loss
+from engine.methods.supervised import Supervised, SupervisedParams
 
 
 class SegSteps:
@@ -27,29 +27,13 @@ class SegSteps:
 
 
 @dataclass(frozen=True)
-class SegSupervisedParams(BaseParams):
+class SegSupervisedParams(SupervisedParams):
     dice_weight: float = 1.0  # L_sup = CE + dice_weight * Dice (METHODS §4.2)
-    # The free EMA copy, as in `supervised`: "SSL vs supervised" then measures the unlabeled data only.
-    ema_teacher: bool = True
-    ema_alpha: float = 0.99
-    ema_warmup: str = "tf"  # see ema.ema_rate
 
 
 @METHODS.register("seg_supervised")
-class SegSupervised(SegSteps, SSLMethod):
-    """CE + Dice on the labeled images only (METHODS §4.2 step 2.1, consistency terms off)."""
+class SegSupervised(SegSteps, Supervised):
+    """CE + Dice on the labeled images only (METHODS §4.2 step 2.1, consistency terms off); the free EMA copy,
+    train step and EMA update are `supervised`'s, so "SSL vs supervised" measures the unlabeled data only."""
 
     params_cls = SegSupervisedParams
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        if self.params.ema_teacher:
-            self.teacher = create_teacher(self.student)
-
-    def train_step(self, batch: Batch) -> StepOutput:
-        return self.supervised_step(batch)
-
-    def after_step(self, step: int) -> None:
-        if self.teacher is not None:
-            rate = ema_rate(step, self.params.ema_alpha, self.params.ema_warmup)
-            ema_update(self.teacher, self.student, rate, buffers=True)
