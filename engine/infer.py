@@ -10,9 +10,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from engine.batched import eval_outputs
 from engine.checkpoints import load_checkpoint
 from engine.config import TrainConfig
-from engine.device import amp_dtype, autocast, pick_device
+from engine.device import amp_dtype, pick_device
 from engine.loaders.datasets import to_uint8_tensor
 from engine.loaders.transforms import ViewMaker
 from engine.mc_dropout import has_dropout, mc_dropout_samples
@@ -36,16 +37,9 @@ class Predictions:
 def predict_tensor(model: nn.Module, images: torch.Tensor, views: ViewMaker, task: str, batch_size: int = 512,
                    dtype: torch.dtype | None = None) -> tuple[np.ndarray, np.ndarray]:
     """images (N, C, H, W) uint8 on the model's device -> probs (N, C), features (N, D), both float32."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    probs, feats = [], []
-    for chunk in images.split(batch_size):
-        with autocast(device, dtype):
-            out = model(views.plain(chunk.to(device, non_blocking=True)))
-        probs.append(probabilities(out["logits"].float(), task).cpu())
-        feats.append(out["feat"].float().cpu())
-    model.train(was_training)
+    kept = eval_outputs(model, images, views, batch_size, dtype,
+                        lambda out: (probabilities(out["logits"].float(), task).cpu(), out["feat"].float().cpu()))
+    probs, feats = [p for p, _ in kept], [f for _, f in kept]
     n_cls = model.fc.out_features if hasattr(model, "fc") else 0
     if not probs:
         return np.zeros((0, n_cls), np.float32), np.zeros((0, 0), np.float32)

@@ -13,9 +13,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from engine.batched import eval_outputs
 from engine.checkpoints import load_checkpoint
 from engine.config import TrainConfig
-from engine.device import amp_dtype, autocast, pick_device
+from engine.device import amp_dtype, pick_device
 from engine.loaders.datasets import to_uint8_tensor
 from engine.loaders.transforms import ViewMaker
 from engine.metrics import binary_seg_scores
@@ -37,16 +38,10 @@ class SegPredictions:
 def predict_seg_tensor(model: nn.Module, images: torch.Tensor, views: ViewMaker, batch_size: int = 64,
                        dtype: torch.dtype | None = None) -> tuple[np.ndarray, np.ndarray]:
     """images (N, C, H, W) uint8 -> softmax probabilities (N, K, H, W) float32, pooled features (N, D)."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    probs, feats = [], []
-    for chunk in images.split(batch_size):
-        with autocast(device, dtype):
-            out = model(views.plain(chunk.to(device, non_blocking=True)))
-        probs.append(torch.softmax(out["logits"].float(), dim=1).cpu())
-        feats.append(out["feat"].float().mean(dim=(2, 3)).cpu())
-    model.train(was_training)
+    kept = eval_outputs(model, images, views, batch_size, dtype,
+                        lambda out: (torch.softmax(out["logits"].float(), dim=1).cpu(),
+                                     out["feat"].float().mean(dim=(2, 3)).cpu()))
+    probs, feats = [p for p, _ in kept], [f for _, f in kept]
     if not probs:
         return np.zeros((0, model.num_classes, *images.shape[-2:]), np.float32), np.zeros((0, 0), np.float32)
     return torch.cat(probs).numpy(), torch.cat(feats).numpy()
