@@ -123,7 +123,7 @@ def _warm_umap() -> None:
 
         warm_up()
         log.info("UMAP warm-up done")
-    except Exception:  # noqa: BLE001 -- a failed warm-up only costs speed later
+    except Exception:
         log.exception("UMAP warm-up failed")
 
 
