@@ -1,15 +1,17 @@
-"""The page list in one place, so views can link to each other (st.switch_page) without import cycles."""
+"""The page list in one place (app/main.py routes it); views link to pages through app/links.py."""
 from __future__ import annotations
 
 import streamlit as st
 
+from app.links import label_page
+
 
 def pages() -> dict[str, st.Page]:
-    from app.views import explore, export, label, models, projects, relations, train, uncertain
+    from app.views import explore, export, models, projects, relations, train, uncertain
 
     return {
         "projects": st.Page(projects.render, title="Projects", url_path="projects", default=True),
-        "label": st.Page(label.render, title="Label", url_path="label"),
+        "label": label_page(),
         "train": st.Page(train.render, title="Train", url_path="train"),
         "explore": st.Page(explore.render, title="Explore", url_path="explore"),
         "relations": st.Page(relations.render, title="Relations", url_path="relations"),
@@ -17,14 +19,3 @@ def pages() -> dict[str, st.Page]:
         "models": st.Page(models.render, title="Models & metrics", url_path="models"),
         "export": st.Page(export.render, title="Export", url_path="export"),
     }
-
-
-def open_in_label(image_id: int) -> None:
-    """Show this case next on the Label page."""
-    from app import state
-
-    state.put(state.CURRENT_IMAGE, int(image_id))
-    try:
-        st.switch_page(pages()["label"])
-    except st.errors.StreamlitAPIException:  # outside st.navigation (unit tests): the id is set, that is enough
-        pass

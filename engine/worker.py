@@ -119,7 +119,7 @@ class Worker:
 def _warm_umap() -> None:
     """UMAP's first fit in a process pays numba compilation (~1 min); do it before analyses need it."""
     try:
-        from engine.projection import warm_up
+        from engine.analysis.projection import warm_up
 
         warm_up()
         log.info("UMAP warm-up done")

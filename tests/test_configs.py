@@ -4,9 +4,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.config import TrainConfig
 from engine.configs import chestxray14, isic2018
 from engine.configs.papers import PAPER_CONFIGS
+from engine.core.config import TrainConfig
 from engine.methods import METHODS
 
 FIXTURES = Path(__file__).parent / "fixtures"

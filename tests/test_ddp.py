@@ -16,9 +16,9 @@ from sqlalchemy import select
 from db.config import StoreConfig
 from db.models import Checkpoint, Job, Project
 from db.store import open_store
-from engine import distributed
 from engine.cli import main
 from engine.loaders.samplers import TwoStreamSampler
+from engine.training import distributed
 from tests.conftest import REPO_ROOT
 
 GLOO = torch.distributed.is_available() and torch.distributed.is_gloo_available()
@@ -56,7 +56,7 @@ def _run(command: list[str], home: Path) -> subprocess.CompletedProcess:
 
 
 def _rank_logs(output: str) -> dict[int, dict[str, str]]:
-    """Each rank's shard line and end-of-run line (engine.train logs them under DDP)."""
+    """Each rank's shard line and end-of-run line (engine.training.loop logs them under DDP)."""
     ranks: dict[int, dict[str, str]] = {}
     for rank, kind, rest in re.findall(r"ddp rank (\d)/2 (shard|done): (.*)", output):
         ranks.setdefault(int(rank), {})[kind] = rest
@@ -109,7 +109,7 @@ def test_worker_launches_torchrun_for_nproc_job_and_resumes(tmp_path: Path, _iso
     from engine.jobs.snapshot import load_snapshot
     from engine.jobs.train_job import build_config
     from engine.loaders.datasets import ArrayData
-    from engine.train import Cancelled, run_training
+    from engine.training.loop import Cancelled, run_training
     from engine.worker import Worker
 
     _project(tmp_path, epochs=2, extra=["--nproc", "2"])

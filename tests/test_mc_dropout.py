@@ -11,12 +11,12 @@ from sqlalchemy import select
 from db.config import StoreConfig
 from db.models import Checkpoint, UncertaintyScore
 from db.store import open_store
-from engine.config import AugConfig
-from engine.infer import _mc_variance, predict_tensor
+from engine.core.config import AugConfig
+from engine.inference.infer import _mc_variance
+from engine.inference.mc_dropout import has_dropout, mc_dropout_samples, mc_variance
 from engine.loaders.transforms import ViewMaker
-from engine.mc_dropout import has_dropout, mc_dropout_samples
 from engine.models.small_cnn import CompactCNN
-from engine.uncertainty import mc_variance
+from engine.scoring.predict import predict_tensor
 from tests.test_train_job import _chest_slice, _import
 
 VIEWS = ViewMaker(AugConfig(), 0.5, 0.25)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine.config import AugConfig
+from engine.core.config import AugConfig
 from engine.loaders.transforms import ViewMaker
 from engine.methods import METHODS, Batch, Plan, ema
 from engine.models import create_model

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from engine.metrics import classification_metrics, expected_calibration_error, srcmt_metrics
+from engine.scoring.metrics import classification_metrics, expected_calibration_error, srcmt_metrics
 
 
 def test_binary_scores_are_for_the_positive_second_class() -> None:

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from engine.models import MODELS, create_model, factory
+from engine.models import MODELS, create_model, pretrained
 
 torch.set_num_threads(1)  # tiny tensors; the shared 2-core box punishes oversubscription
 
@@ -39,8 +39,8 @@ def test_pretrained_falls_back_offline(name: str, monkeypatch: pytest.MonkeyPatc
 
 def test_pretrained_grayscale_sums_rgb_first_conv() -> None:
     rgb = torch.randn(8, 3, 3, 3)
-    assert torch.allclose(factory.adapt_first_conv(rgb, 1), rgb.sum(1, keepdim=True))
-    assert factory.adapt_first_conv(rgb, 3) is rgb
+    assert torch.allclose(pretrained.adapt_first_conv(rgb, 1), rgb.sum(1, keepdim=True))
+    assert pretrained.adapt_first_conv(rgb, 3) is rgb
 
 
 def test_pretrained_load_uses_fetched_weights() -> None:
@@ -48,7 +48,7 @@ def test_pretrained_load_uses_fetched_weights() -> None:
     state = {k: v + 1.0 if v.is_floating_point() else v for k, v in donor.state_dict().items()}
     state = {k: v for k, v in state.items() if not k.startswith("fc.")}
     target = create_model("resnet18_small", num_classes=2, in_chans=1)
-    assert factory.load_pretrained(target, lambda: state, "conv1.weight", 1, ("fc.",))
+    assert pretrained.load_pretrained(target, lambda: state, "conv1.weight", 1, ("fc.",))
     assert torch.equal(target.layer1[0].conv1.weight, state["layer1.0.conv1.weight"])
 
 

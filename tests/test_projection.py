@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 from sklearn.neighbors import NearestNeighbors
 
-from engine.projection import project_2d
-from engine.relations import _drop_self, exact_knn, knn_graph
+from engine.analysis.projection import project_2d
+from engine.analysis.relations import _drop_self, exact_knn, knn_graph
 
 
 def test_exact_knn_matches_sklearn_brute_cosine() -> None:

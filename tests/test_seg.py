@@ -8,14 +8,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from engine.config import AugConfig, DataConfig, TrainConfig
+from engine.core.config import AugConfig, DataConfig, TrainConfig
 from engine.loaders.datasets import ArrayData
 from engine.loaders.paired import PairedViews
 from engine.loaders.transforms import ViewMaker
 from engine.methods import METHODS, Batch, Plan
 from engine.methods.seg_losses import anatomical_contrast, info_nce, pseudo_labels, region_contrast
-from engine.metrics import binary_seg_scores, segmentation_metrics
 from engine.models.unet import SEG_MODELS, create_seg_model
+from engine.scoring.metrics import binary_seg_scores, segmentation_metrics
 from tests.conftest import shared_file
 
 torch.set_num_threads(1)
@@ -173,7 +173,7 @@ def test_run_training_segmentation_on_ph2_beats_background() -> None:
     """Short real run: 140 PH2 train images (all labeled), 64 px, CPU; val Dice selects the checkpoint."""
     root = shared_file("ph2_dermoscopy_seg_128/train.npz").parent
     train, val = np.load(root / "train.npz"), np.load(root / "val.npz")
-    from engine.train import run_training
+    from engine.training.loop import run_training
 
     data = ArrayData(train["images"], train["masks"].astype(np.int64), ("background", "lesion"), "segmentation",
                      labeled_mask=np.ones(len(train["images"]), bool), val_images=val["images"],
@@ -202,9 +202,9 @@ def tiny_seg_data(n: int = 12, size: int = 24) -> ArrayData:
 
 
 def test_segmentation_checkpoint_round_trip_and_inference(tmp_path) -> None:
-    from engine.checkpoints import load_checkpoint
-    from engine.seg_infer import infer_segmentation, load_seg_models
-    from engine.train import run_training
+    from engine.core.checkpoints import load_checkpoint
+    from engine.inference.seg_infer import infer_segmentation, load_seg_models
+    from engine.training.loop import run_training
 
     cfg = TrainConfig(method="secl", backbone="unet_small", epochs=2, patience=None, eval_batch_size=8,
                       method_params={"warmup_fraction": 0.5}, data=DataConfig(labeled_batch=2, unlabeled_ratio=1.0))
@@ -222,7 +222,7 @@ def test_segmentation_checkpoint_round_trip_and_inference(tmp_path) -> None:
 
 
 def test_classification_method_refuses_segmentation_data() -> None:
-    from engine.train import run_training
+    from engine.training.loop import run_training
 
     with pytest.raises(ValueError, match="cannot train segmentation"):
         run_training(TrainConfig(method="mean_teacher", backbone="unet_small", epochs=1), tiny_seg_data())

@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from engine.relations import exact_knn
-from engine.strategies import STRATEGIES, Candidates, Strategy, get_strategy, register
-from engine.uncertainty import scores
+from engine.analysis.relations import exact_knn
+from engine.analysis.strategies import STRATEGIES, Candidates, Strategy, get_strategy, register
+from engine.analysis.uncertainty import scores
 
 EXPECTED = {"random", "entropy", "margin", "least_confidence", "disagreement", "kcenter", "relation"}
 

@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from engine.checkpoints import load_checkpoint
-from engine.config import DataConfig, TrainConfig
-from engine.infer import infer
+from engine.core.checkpoints import load_checkpoint
+from engine.core.config import DataConfig, TrainConfig
+from engine.inference.infer import infer
 from engine.loaders.datasets import ArrayData, stratified_subset
 from engine.methods import METHODS, StepOutput
 from engine.methods.supervised import Supervised
-from engine.metrics import classification_metrics
-from engine.train import Cancelled, NonFiniteLossError, run_training
+from engine.scoring.metrics import classification_metrics
+from engine.training.loop import Cancelled, NonFiniteLossError, run_training
 
 torch.set_num_threads(1)  # tiny tensors; the shared 2-core box punishes oversubscription
 TINY = DataConfig(labeled_batch=4, unlabeled_ratio=2.0)
@@ -120,10 +120,10 @@ def test_two_epochs_on_300_real_chest_images() -> None:
     data = ArrayData(train["images"][idx], partial, ("normal", "pneumonia"), groups=train["groups"][idx])
     cfg = TrainConfig(method="src_mt", epochs=2, patience=None, data=DataConfig(labeled_batch=8))
     result = run_training(cfg, data, checkpoint_dir=None)
-    from engine.infer import predict_tensor
     from engine.loaders.datasets import to_uint8_tensor
     from engine.loaders.transforms import ViewMaker
     from engine.models import create_model
+    from engine.scoring.predict import predict_tensor
 
     model = create_model("compact_cnn", 2, 1)
     model.load_state_dict(result.best_state[result.selected_role])

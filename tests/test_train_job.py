@@ -63,7 +63,7 @@ def _check_model_export(tmp_path, capsys) -> None:
     from db.config import StoreConfig
     from db.store import open_store
     from engine.data.cache import build_cache
-    from engine.infer import infer
+    from engine.inference.infer import infer
 
     out = tmp_path / "export"
     assert main(["export", "--project", "cx", "--what", "model", "--out", str(out)]) == 0

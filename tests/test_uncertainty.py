@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from engine.uncertainty import mc_variance, scores
+from engine.analysis.uncertainty import scores
+from engine.inference.mc_dropout import mc_variance
 
 KEYS = {"entropy", "margin", "least_confidence"}
 

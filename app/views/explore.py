@@ -8,7 +8,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app import state
-from app.navigation import open_in_label
+from app.links import open_in_label
 from app.queries import active_checkpoint_id, current_project, frame_version, image_frame, thumbnails
 from app.resources import get_store
 from app.widgets.umap_map import COLOR_COLUMNS, MapFigure, build_map, selected_ids

@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from app import state
-from app.navigation import open_in_label
+from app.links import open_in_label
 from app.queries import (
     active_checkpoint_id,
     current_project,

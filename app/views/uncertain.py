@@ -4,7 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app import state
-from app.navigation import open_in_label
+from app.links import open_in_label
 from app.queries import active_checkpoint_id, current_project, image_frame, thumbnails
 
 SCORES = ["entropy", "margin", "least_confidence", "disagreement", "mc_variance"]

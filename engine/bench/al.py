@@ -86,9 +86,9 @@ def initial_labels(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
 def select_batch(strategy: str, labeled: np.ndarray, pool: PoolView, n: int, seed: int, knn_k: int = KNN_K,
                  task: str = "multiclass") -> np.ndarray:
     """The strategy's top n among the unlabeled train indices; checked: n distinct, none already labeled."""
-    from engine.relations import knn_graph
-    from engine.strategies import Candidates, get_strategy
-    from engine.uncertainty import scores
+    from engine.analysis.relations import knn_graph
+    from engine.analysis.strategies import Candidates, get_strategy
+    from engine.analysis.uncertainty import scores
 
     is_labeled = np.zeros(pool.size, dtype=bool)
     is_labeled[labeled] = True
@@ -113,8 +113,8 @@ class _Bench:
     """Data, tensors and config shared by every round of every curve in one `run`."""
 
     def __init__(self, args: argparse.Namespace) -> None:
-        from engine.config import DataConfig, TrainConfig
-        from engine.device import pick_device
+        from engine.core.config import DataConfig, TrainConfig
+        from engine.core.device import pick_device
         from engine.loaders.datasets import to_uint8_tensor
         from engine.loaders.transforms import ViewMaker
 
@@ -139,8 +139,8 @@ class _Bench:
                            "step": self.args.step, "data": str(self.args.data.resolve())}, sort_keys=True)
 
     def predict(self, state: dict[str, dict], images: Any) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        from engine.infer import predict_tensor
         from engine.models import create_model
+        from engine.scoring.predict import predict_tensor
 
         out = {}
         for role, weights in state.items():
@@ -151,10 +151,10 @@ class _Bench:
 
     def train(self, labeled: np.ndarray, seed: int, init_state: dict | None) -> tuple[dict[str, Any], dict]:
         """One round: train on `labeled` (rest of train unlabeled), select on val, evaluate on test."""
-        from engine.config import replace
+        from engine.core.config import replace
         from engine.loaders.datasets import ArrayData
-        from engine.metrics import classification_metrics
-        from engine.train import run_training
+        from engine.scoring.metrics import classification_metrics
+        from engine.training.loop import run_training
 
         partial = np.full_like(self.labels, -1)
         partial[labeled] = self.labels[labeled]
@@ -176,9 +176,9 @@ class _Bench:
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from engine.analysis.strategies import STRATEGIES
     from engine.methods import METHODS
-    from engine.strategies import STRATEGIES
-    from engine.train import default_threads
+    from engine.training.loop import default_threads
 
     strategies = [s for s in args.strategies.split(",") if s]
     unknown = [s for s in strategies if s not in STRATEGIES] + ([args.method] if args.method not in METHODS else [])
@@ -223,7 +223,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _curve(bench: _Bench, strategy: str, seed: int, points: int) -> list[dict[str, Any]]:
     """One whole curve; round 0 from the shared cache, later rounds resumed from the partial file."""
-    from engine.checkpoints import load_checkpoint, save_checkpoint
+    from engine.core.checkpoints import load_checkpoint, save_checkpoint
 
     tic, key, cells = time.perf_counter(), bench.key(seed), bench.args.out / "cells"
     partial_path, round0_path = cells / f"{strategy}_s{seed}.partial.pt", cells / f"round0_s{seed}.pt"

@@ -22,9 +22,9 @@ from db.config import StoreConfig
 from db.jobs import enqueue
 from db.models import Job, Project
 from db.store import open_store
+from engine.analysis.projection import warm_up
 from engine.bench.report import bench_header, write_result
 from engine.data.importer import ImportRequest, run_import
-from engine.projection import warm_up
 from engine.worker import Worker
 
 SETS = ("chest_xray_pneumonia_64", "chest_xray_pneumonia_128")

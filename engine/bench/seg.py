@@ -87,9 +87,9 @@ def _labeled_subset(train: Any, fraction: float, seed: int) -> np.ndarray:
 
 
 def _run_cell(args: argparse.Namespace, splits: dict, method: str, fraction: float, seed: int) -> dict[str, Any]:
-    from engine.config import DataConfig, TrainConfig
+    from engine.core.config import DataConfig, TrainConfig
     from engine.loaders.datasets import ArrayData
-    from engine.train import run_training
+    from engine.training.loop import run_training
 
     train, val = splits["train"], splits["val"]
     class_names = _class_names(args.data, train["masks"])
@@ -126,10 +126,10 @@ def _run_cell(args: argparse.Namespace, splits: dict, method: str, fraction: flo
 def _evaluate(cfg, result, test, class_names, in_chans) -> tuple[dict[str, dict], dict[str, np.ndarray]]:
     from engine.loaders.datasets import to_uint8_tensor
     from engine.loaders.transforms import ViewMaker
-    from engine.metrics import segmentation_metrics
     from engine.models.unet import create_seg_model
-    from engine.seg_infer import predict_seg_tensor
-    from engine.seg_task import mask_tensor
+    from engine.scoring.metrics import segmentation_metrics
+    from engine.scoring.predict import predict_seg_tensor
+    from engine.training.seg_task import mask_tensor
 
     views = ViewMaker(cfg.data.aug, cfg.data.mean, cfg.data.std)
     images = to_uint8_tensor(test["images"], cfg.data.image_size)

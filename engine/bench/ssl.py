@@ -87,7 +87,7 @@ def _matching(args: argparse.Namespace, source: dict[str, Any]) -> dict[str, Any
 
 def _run_cell(args: argparse.Namespace, splits: dict, class_names: tuple[str, ...], method: str,
               fraction: float, seed: int, overrides: dict[str, Any]) -> dict[str, Any]:
-    from engine.config import DataConfig, TrainConfig
+    from engine.core.config import DataConfig, TrainConfig
     from engine.loaders.datasets import ArrayData, stratified_subset
 
     train, val = splits["train"], splits["val"]
@@ -104,7 +104,7 @@ def _run_cell(args: argparse.Namespace, splits: dict, class_names: tuple[str, ..
     settings.update(overrides)
     cfg = TrainConfig(**settings)
     log.info("cell %s fraction=%s seed=%s labeled=%d %s", method, fraction, seed, len(labeled), overrides)
-    from engine.train import run_training
+    from engine.training.loop import run_training
 
     result = run_training(cfg, data)
     test = _evaluate(cfg, result, splits["test"], class_names, data.in_chans)
@@ -125,11 +125,11 @@ def _run_cell(args: argparse.Namespace, splits: dict, class_names: tuple[str, ..
 
 
 def _evaluate(cfg, result, test, class_names, in_chans) -> dict[str, dict[str, Any]]:
-    from engine.infer import predict_tensor
     from engine.loaders.datasets import to_uint8_tensor
     from engine.loaders.transforms import ViewMaker
-    from engine.metrics import classification_metrics
     from engine.models import create_model
+    from engine.scoring.metrics import classification_metrics
+    from engine.scoring.predict import predict_tensor
 
     views = ViewMaker(cfg.data.aug, cfg.data.mean, cfg.data.std)
     images = to_uint8_tensor(test["images"], cfg.data.image_size)

@@ -63,7 +63,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_run_job(args: argparse.Namespace) -> int:
-    from engine import distributed
+    from engine.training import distributed
     from engine.worker import Worker
 
     if distributed.init(args.device):  # launched by torchrun: every rank runs this command
@@ -108,9 +108,9 @@ def _run_job_ranked(args: argparse.Namespace) -> int:
     job's params and train alongside it without writing to the database."""
     from db.config import StoreConfig
     from db.store import open_store
-    from engine import distributed
     from engine.jobs.context import JobContext
     from engine.jobs.ddp import run_attached, run_follower, stop_on_signals
+    from engine.training import distributed
     from engine.worker import Worker
 
     main = distributed.is_main()

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from engine.config import AugConfig, DataConfig, OptimConfig, TrainConfig
 from engine.configs import chestxray14, isic2018
+from engine.core.config import AugConfig, DataConfig, OptimConfig, TrainConfig
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -45,7 +45,7 @@ def isic2018_src_mt() -> PaperConfig:
         "isic2018_src_mt", "ISIC 2018 Task 3 (HAM10000)", train, (0.2,), isic2018.ISIC_CLASSES,
         "random 7:1:2 split of the training ground truth (seeded, stored); labeled = first 20 % of train rows",
         ("CE is on logits; the released code's extra softmax before CE (P2) is not reproduced",
-         "metrics: SRC-MT's per-class p >= 0.18 definitions (engine.metrics.srcmt_metrics); select on val (P8)",
+         "metrics: SRC-MT's per-class p >= 0.18 definitions (engine.scoring.metrics.srcmt_metrics); select on val (P8)",
          "paper trains on 3 GPUs with 16 per GPU; here one batch of 12 labeled + 36 unlabeled"))
 
 

@@ -9,7 +9,7 @@ import csv
 import re
 from pathlib import Path
 
-from engine.data.sources import ESCAPES, Label, Rejected, SourceError, _inside, _Plan
+from engine.data.source_types import ESCAPES, FolderPlan, Label, Rejected, SourceError, inside
 
 FILE_COLUMNS = {"filename", "file", "file_name", "image", "image_id", "image_name", "path", "name"}
 GROUP_COLUMNS = {"patient", "patient_id", "patientid", "group", "subject", "subject_id"}
@@ -21,12 +21,12 @@ def _escapes(name: str, root: Path) -> bool:
     if name.startswith("/") or re.match(r"^[A-Za-z]:", name) or ".." in name.split("/"):
         return True
     try:
-        return not _inside((root / name).resolve(), root)
+        return not inside((root / name).resolve(), root)
     except (OSError, RuntimeError):
         return True
 
 
-def read_csv(csv_path: Path, root: Path, images: list[str], plan: _Plan) -> dict[str, tuple[Label, str | None]]:
+def read_csv(csv_path: Path, root: Path, images: list[str], plan: FolderPlan) -> dict[str, tuple[Label, str | None]]:
     """Labels by image rel path from `filename,label` or `filename,<class1>,<class2>...` (0/1)."""
     try:
         with open(csv_path, newline="", encoding="utf-8-sig") as fh:

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from engine.data.io import DecodedImage
+from engine.data.pixels import MAX_TOTAL_PIXELS, DecodedImage, ImageReadError, canonical_pixels, check_size
+
 DICOM_ALLOWED = (
     "modality", "rows", "columns", "bits_allocated", "bits_stored", "photometric_interpretation",
     "rescale_slope", "rescale_intercept", "window_center", "window_width", "pixel_spacing",
@@ -64,7 +63,6 @@ def read_dicom(path: Path, strict: bool) -> list[DecodedImage]:
     import pydicom
     from pydicom.pixels import apply_color_lut, apply_rescale
 
-    from engine.data.io import MAX_TOTAL_PIXELS, DecodedImage, ImageReadError, _too_large, canonical_pixels
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -81,7 +79,7 @@ def read_dicom(path: Path, strict: bool) -> list[DecodedImage]:
             frames = int(ds.get("NumberOfFrames") or 1)
         except (AttributeError, TypeError, ValueError) as exc:
             raise ImageReadError("corrupt DICOM (missing Rows/Columns)") from exc
-        _too_large(cols, rows)
+        check_size(cols, rows)
         if rows * cols * frames > MAX_TOTAL_PIXELS:
             raise ImageReadError(f"image too large: {frames} frames of {cols}x{rows} (limit "
                                  f"{MAX_TOTAL_PIXELS // 1_000_000} megapixels in all)")

@@ -11,47 +11,29 @@ import io as _io
 import os
 import struct
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 from PIL import BmpImagePlugin, Image, ImageOps, JpegImagePlugin, PngImagePlugin, TiffImagePlugin
 
-# DICOM_ALLOWED and the display mapping are re-exported: callers import them from io.
+# DICOM_ALLOWED, the display mapping and the decoded-pixel types are re-exported: callers import them from io.
 from engine.data.dicom import DICOM_ALLOWED, dicom_size, read_dicom  # noqa: F401
 from engine.data.display import default_window, to_cache_array, to_uint8  # noqa: F401
-
-MAX_PIXELS = 100_000_000
-MAX_TOTAL_PIXELS = 10 * MAX_PIXELS  # all frames of one multi-frame DICOM together
+from engine.data.pixels import (  # noqa: F401
+    MAX_PIXELS,
+    MAX_TOTAL_PIXELS,
+    DecodedImage,
+    ImageReadError,
+    canonical_pixels,
+    check_size,
+)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _PIL_PLUGINS = {
     "png": PngImagePlugin.PngImageFile, "jpeg": JpegImagePlugin.JpegImageFile,
     "bmp": BmpImagePlugin.BmpImageFile, "tiff": TiffImagePlugin.TiffImageFile,
 }
-
-
-class ImageReadError(Exception):
-    """A file could not be used as an image; the message is the reason shown to the user."""
-
-
-@dataclass
-class DecodedImage:
-    """One decoded frame with values as they should be displayed (see module docs of read_image)."""
-
-    pixels: np.ndarray
-    modality: str | None = None
-    window: tuple[float, float] | None = None
-    metadata: dict = field(default_factory=dict)
-    patient_id: str | None = None
-
-
-def _too_large(width: int, height: int) -> None:
-    if width * height > MAX_PIXELS:
-        mp = width * height / 1e6
-        raise ImageReadError(
-            f"image too large: {width}x{height} = {mp:.1f} megapixels (limit {MAX_PIXELS // 1_000_000})")
 
 
 def sniff_format(head: bytes) -> str | None:
@@ -102,37 +84,18 @@ def read_image(path: Path) -> list[DecodedImage]:
     raise ImageReadError("not an image (unrecognised content)")
 
 
-def canonical_pixels(arr: np.ndarray, keep_uint8: bool = True) -> np.ndarray:
-    """uint8 stays; other data becomes int16 when integral and in range, else float32."""
-    if arr.dtype == np.uint8 and keep_uint8:
-        return arr
-    if arr.dtype == np.bool_:
-        return arr.astype(np.uint8)
-    if arr.size == 0:
-        return arr.astype(np.int16)
-    if arr.dtype == np.int16:
-        return arr
-    if np.issubdtype(arr.dtype, np.integer):
-        integral = True
-    else:
-        integral = bool(np.isfinite(arr).all()) and bool(np.array_equal(arr, np.round(arr)))
-    if integral and arr.min() >= -32768 and arr.max() <= 32767:
-        return arr.astype(np.int16)
-    return arr.astype(np.float32)
-
-
 def _read_pillow(path: Path, fmt: str, head: bytes) -> DecodedImage:
     name = fmt.upper()
     bit_depth = 8
     if fmt == "png":
         width, height, bit_depth, color_type = struct.unpack(">IIBB", head[16:26])
-        _too_large(width, height)
+        check_size(width, height)
         if bit_depth == 16 and color_type in (2, 6):  # 16-bit colour: Pillow would truncate to 8 bits
             return _read_png16_colour(path)
     try:
         with open(path, "rb") as fh:
             im = _PIL_PLUGINS[fmt](fh)
-            _too_large(*im.size)
+            check_size(*im.size)
             im.load()
             if im.getexif().get(0x0112, 1) != 1:  # honour the camera's orientation tag
                 im = ImageOps.exif_transpose(im)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.data.io import DecodedImage, canonical_pixels, normalize_mask
-from engine.data.sources import Label, Rejected, SourceItem
+from engine.data.source_types import Label, Rejected, SourceItem
 
 
 class _BadNpz(Exception):

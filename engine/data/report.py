@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.data.sources import Rejected
+from engine.data.source_types import Rejected
 
 
 @dataclass

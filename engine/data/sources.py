@@ -10,75 +10,30 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from engine.data.csv_labels import read_csv
 from engine.data.io import DecodedImage, ImageReadError, peek_size, read_image, read_mask
+from engine.data.npz_source import iter_npz, npz_header
+from engine.data.source_types import (  # noqa: F401  (re-exported: the import pipeline's public types)
+    ESCAPES,
+    FolderPlan,
+    Label,
+    ReadTask,
+    Rejected,
+    SourceError,
+    SourceInfo,
+    SourceItem,
+    inside,
+)
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".dcm", ".dicom", "", ".bmp", ".tif", ".tiff"}
 MASK_SUFFIXES = ("_mask", "_segmentation")  # x.png + x_mask.png beside it
 MASK_DIR = "masks"  # images/x.png + masks/x.png, or x.png + masks/x.png
 SPLITS = ("train", "val", "test")
 _IGNORED_PREFIXES = ("readme", "license", "licence", "copying", "dicomdir")
-ESCAPES = "path escapes the source root"
-
-Label = int | str | list[str] | list[int] | None
-
-
-class SourceError(ValueError):
-    """The source as a whole is unusable (e.g. a labels CSV without a header): a usage error."""
-
-
-@dataclass
-class SourceItem:
-    name: str
-    image: DecodedImage
-    label: Label
-    mask: np.ndarray | None = None
-    group: str | None = None
-    path: Path | None = None
-
-
-@dataclass
-class Rejected:
-    name: str
-    reason: str
-
-
-@dataclass
-class SourceInfo:
-    """What is known before iterating: sizes for progress bars, classes/split/size for a new project."""
-
-    kind: str  # 'npz' | 'folder' | 'file'
-    total: int | None  # candidate items (npz: N; folder: candidate image files; multi-frame adds more)
-    class_names: list[str] | None
-    split: str | None
-    image_size: int | None
-    layout: str = ""  # npz | file | class_folders | csv | csv_multilabel | plain
-    multi_label: bool = False
-    has_masks: bool = False
-    ignored: int = 0  # non-image files skipped silently (csv, json, md, ...)
-
-
-@dataclass
-class _Task:
-    rel: str
-    path: Path
-    label: Label = None
-    mask_rel: str | None = None
-    group: str | None = None
-
-
-@dataclass
-class _Plan:
-    tasks: list[_Task] = field(default_factory=list)
-    rejected: list[Rejected] = field(default_factory=list)
-    ignored: int = 0
-    layout: str = "plain"
-    class_names: list[str] | None = None
-    multi_label: bool = False
 
 
 def _dataset_classes(folder: Path) -> list[str] | None:
@@ -105,11 +60,7 @@ def _is_candidate(name: str) -> bool:
     return suffix in IMAGE_SUFFIXES or suffix[1:].isdigit()  # UID-named DICOM: 1.2.840...113
 
 
-def _inside(path: Path, root: Path) -> bool:
-    return path == root or root in path.parents
-
-
-def _walk(root: Path, plan: _Plan) -> list[str]:
+def _walk(root: Path, plan: FolderPlan) -> list[str]:
     """Sorted relative posix paths of candidate files; links out of the root become rejections."""
     found: list[str] = []
 
@@ -129,7 +80,7 @@ def _walk(root: Path, plan: _Plan) -> list[str]:
                 except (OSError, RuntimeError):  # a link loop
                     plan.rejected.append(Rejected(rel, "broken symbolic link"))
                     continue
-                if not _inside(target, root):
+                if not inside(target, root):
                     plan.rejected.append(Rejected(rel, ESCAPES))
                     continue
                 if target.is_dir():  # inside the root: its files are walked there, once
@@ -151,7 +102,7 @@ def _walk(root: Path, plan: _Plan) -> list[str]:
     return found
 
 
-def _split_masks(files: list[str], plan: _Plan) -> tuple[list[str], dict[str, str]]:
+def _split_masks(files: list[str], plan: FolderPlan) -> tuple[list[str], dict[str, str]]:
     """Separate mask files from images; returns (images, image rel -> mask rel)."""
     in_mask_dir = [f for f in files if MASK_DIR in [p.lower() for p in f.split("/")[:-1]]]
     mask_set = set(in_mask_dir)
@@ -181,15 +132,14 @@ def _split_masks(files: list[str], plan: _Plan) -> tuple[list[str], dict[str, st
     return images, masks
 
 
-def _plan_folder(root: Path, labels_csv: Path | None) -> _Plan:
-    plan = _Plan()
+def _plan_folder(root: Path, labels_csv: Path | None) -> FolderPlan:
+    plan = FolderPlan()
     images, masks = _split_masks(_walk(root, plan), plan)
     if labels_csv is None and (root / "labels.csv").is_file():
         labels_csv = root / "labels.csv"
     dataset_classes = _dataset_classes(root)
     labels: dict[str, tuple[Label, str | None]] = {}
     if labels_csv is not None:
-        from engine.data.csv_labels import read_csv  # lazy: csv_labels imports this module
 
         labels = read_csv(Path(labels_csv), root, images, plan)
     else:
@@ -208,11 +158,11 @@ def _plan_folder(root: Path, labels_csv: Path | None) -> _Plan:
             label = _canon(label, plan.class_names)
         elif isinstance(label, list):
             label = [_canon(c, plan.class_names) for c in label]
-        plan.tasks.append(_Task(rel, root / rel, label, masks.get(rel), group))
+        plan.tasks.append(ReadTask(rel, root / rel, label, masks.get(rel), group))
     return plan
 
 
-def _read(task: _Task, root: Path) -> tuple[list[DecodedImage], np.ndarray | None]:
+def _read(task: ReadTask, root: Path) -> tuple[list[DecodedImage], np.ndarray | None]:
     try:
         images = read_image(task.path)
     except ImageReadError:
@@ -227,7 +177,7 @@ def _read(task: _Task, root: Path) -> tuple[list[DecodedImage], np.ndarray | Non
         raise ImageReadError(f"mask {task.mask_rel}: {exc}") from exc
 
 
-def _frames(task: _Task, root: Path) -> Iterator[SourceItem | Rejected]:
+def _frames(task: ReadTask, root: Path) -> Iterator[SourceItem | Rejected]:
     try:
         images, mask = _read(task, root)
     except ImageReadError as exc:
@@ -253,7 +203,6 @@ def inspect_source(source: Path, labels_csv: Path | None = None) -> SourceInfo:
     """Cheap look at a source (headers only) before importing it."""
     source = _check_source(source)
     if source.is_file() and source.suffix.lower() == ".npz":
-        from engine.data.npz_source import npz_header  # lazy: npz_source imports this module
 
         shape, labels = npz_header(source, "images"), npz_header(source, "labels")
         size = shape[1] if shape and len(shape) >= 3 and shape[1] == shape[2] else None
@@ -269,7 +218,7 @@ def inspect_source(source: Path, labels_csv: Path | None = None) -> SourceInfo:
                       plan.multi_label, any(t.mask_rel for t in plan.tasks), plan.ignored)
 
 
-def _common_size(plan: _Plan) -> int | None:
+def _common_size(plan: FolderPlan) -> int | None:
     """The square size all images share, from headers; stops at the first disagreement."""
     size = None
     for task in plan.tasks:
@@ -284,12 +233,11 @@ def iter_source(source: Path, labels_csv: Path | None = None) -> Iterator[Source
     """Every item of the source in a deterministic order, or a Rejected with the reason."""
     source = _check_source(source)
     if source.is_file() and source.suffix.lower() == ".npz":
-        from engine.data.npz_source import iter_npz  # lazy: npz_source imports this module
 
         yield from iter_npz(source)
         return
     if source.is_file():
-        yield from _frames(_Task(source.name, source), source.parent)
+        yield from _frames(ReadTask(source.name, source), source.parent)
         return
     plan = _plan_folder(source, labels_csv)
     yield from plan.rejected

@@ -12,16 +12,16 @@ from sqlalchemy import select
 from db.analysis import QUEUE_STATUSES, AnalysisRows, replace_analysis
 from db.enums import LabelStatus
 from db.models import Checkpoint, Image, Label, Project
+from engine.analysis.evaluation import evaluation_report
+from engine.analysis.projection import project_2d
+from engine.analysis.relations import knn_graph
+from engine.analysis.strategies import Candidates, get_strategy
+from engine.analysis.uncertainty import scores as uncertainty_scores
 from engine.data.cache import build_cache
-from engine.evaluation import evaluation_report
-from engine.infer import infer
+from engine.inference.infer import infer
 from engine.jobs import register_handler
 from engine.jobs.context import JobContext
 from engine.jobs.seg_analysis import analyze_segmentation, seg_evaluation, write_proposals
-from engine.projection import project_2d
-from engine.relations import knn_graph
-from engine.strategies import Candidates, get_strategy
-from engine.uncertainty import scores as uncertainty_scores
 
 log = logging.getLogger("medssl.analyze_job")
 DEFAULT_STRATEGY = "relation"
@@ -155,6 +155,6 @@ def _evaluate_splits(store, project_id: int, ids: np.ndarray, probs: np.ndarray,
 
 
 def _checkpoint_size(path: Path) -> int:
-    from engine.checkpoints import load_checkpoint
+    from engine.core.checkpoints import load_checkpoint
 
     return int(load_checkpoint(path)["model"]["image_size"])

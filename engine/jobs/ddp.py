@@ -19,10 +19,10 @@ from pathlib import Path
 
 from db.models import Project
 from db.store import Store
-from engine import distributed
 from engine.jobs import load_handlers
 from engine.jobs.context import JobCancelled, JobContext, JobInterrupted
 from engine.jobs.snapshot import Snapshot, load_snapshot, snapshot_rows
+from engine.training import distributed
 
 log = logging.getLogger("medssl.ddp")
 REPO_ROOT = Path(__file__).resolve().parents[2]

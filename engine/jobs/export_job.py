@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 
 from db.models import Checkpoint, Image, Project
 from db.results import active_checkpoint_id
-from engine.export import export_torchscript, model_card
+from engine.inference.export import export_torchscript, model_card
 from engine.jobs import register_handler
 from engine.jobs.context import JobContext
 

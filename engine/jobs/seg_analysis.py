@@ -12,8 +12,8 @@ from db.enums import LabelSource, LabelStatus
 from db.models import Image, Label
 from db.store import Store
 from engine.data.io import load_mask, save_mask
-from engine.metrics import segmentation_metrics
-from engine.seg_infer import infer_segmentation
+from engine.inference.seg_infer import infer_segmentation
+from engine.scoring.metrics import segmentation_metrics
 
 
 @dataclass

@@ -15,13 +15,13 @@ from db.enums import Task
 from db.jobs import enqueue
 from db.models import Project
 from db.results import add_checkpoint
-from engine import distributed
-from engine.config import TrainConfig, replace
+from engine.core.config import TrainConfig, replace
 from engine.jobs import register_handler
 from engine.jobs.context import JobCancelled, JobContext, JobInterrupted
 from engine.jobs.ddp import launch, shared_snapshot
 from engine.loaders.datasets import ArrayData
-from engine.train import Cancelled, run_training
+from engine.training import distributed
+from engine.training.loop import Cancelled, run_training
 
 log = logging.getLogger("medssl.train_job")
 

@@ -6,7 +6,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from engine.config import AugConfig
+from engine.core.config import AugConfig
 
 
 class ViewMaker:

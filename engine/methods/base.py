@@ -1,4 +1,4 @@
-"""SSLMethod: one labeled + unlabeled batch in, one loss out (USB-style); the loop lives in engine.train."""
+"""SSLMethod: one labeled + unlabeled batch in, one loss out (USB-style); the loop lives in engine.training.loop."""
 from __future__ import annotations
 
 import dataclasses
@@ -9,9 +9,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from engine.core.registry import Registry
 from engine.loaders.transforms import ViewMaker
 from engine.methods.losses import supervised_loss
-from engine.registry import Registry
 
 METHODS: Registry[type[SSLMethod]] = Registry("method")
 
@@ -127,7 +127,7 @@ def coerce_params(cls: type, params: Any) -> Any:
         return params
     if dataclasses.is_dataclass(params):
         params = dataclasses.asdict(params)
-    from engine.config import from_dict
+    from engine.core.config import from_dict
 
     return from_dict(cls, dict(params))
 

@@ -41,7 +41,7 @@ def weight_schedule(total_steps: int, start: int, ramp_steps: int, kind: str = "
 
 def lr_factors(total_steps: int, schedule: str, warmup_steps: int = 0, steps_per_epoch: int = 1,
                gamma: float = 0.9, restarts: tuple[int, ...] = ()) -> np.ndarray:
-    """LR multiplier per step: linear warm-up then cosine / constant / per-epoch exponential decay.
+    """LR multiplier per step: linear warm-up then cosine / constant / per-epoch exponential / poly decay.
 
     `restarts` begin a fresh warm-up + schedule (S2MTS2's second stage starts its own schedule).
     """
@@ -54,6 +54,8 @@ def lr_factors(total_steps: int, schedule: str, warmup_steps: int = 0, steps_per
             seg = 0.5 * (1.0 + np.cos(math.pi * t / max(n, 1)))
         elif schedule == "exp_epoch":
             seg = gamma ** (t // max(steps_per_epoch, 1))
+        elif schedule == "poly":  # (1 - t/n)^power, the segmentation papers' decay; gamma is the power
+            seg = (1.0 - t / max(n, 1)) ** gamma
         else:
             seg = np.ones(n)
         if warmup_steps > 0:

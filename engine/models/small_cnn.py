@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from engine.models.factory import MODELS, Classifier
+from engine.models.classifier import MODELS, Classifier
 
 
 def _block(cin: int, cout: int, pool: bool) -> nn.Sequential:

@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.models.factory import MODELS, Classifier, load_pretrained
+from engine.models.classifier import MODELS, Classifier
+from engine.models.pretrained import load_pretrained
 
 
 class ResNet18Small(Classifier):

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.registry import Registry
+from engine.core.registry import Registry
 
 SEG_MODELS: Registry[Callable[..., SegNet]] = Registry("segmentation model")
 

@@ -10,17 +10,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from torch import nn
 
-from engine.batched import eval_outputs
-from engine.checkpoints import load_checkpoint
-from engine.config import TrainConfig
-from engine.device import amp_dtype, pick_device
+from engine.core.checkpoints import load_checkpoint
+from engine.core.config import TrainConfig
+from engine.core.device import amp_dtype, pick_device
 from engine.loaders.datasets import to_uint8_tensor
 from engine.loaders.transforms import ViewMaker
-from engine.metrics import binary_seg_scores
 from engine.models.unet import create_seg_model
+from engine.scoring.metrics import binary_seg_scores
+from engine.scoring.predict import predict_seg_tensor
 
 
 @dataclass
@@ -32,19 +31,6 @@ class SegPredictions:
     teacher_entropy: np.ndarray | None = None
     disagreement: np.ndarray | None = None  # (N,) 1 - Dice(student, teacher) over foreground
     class_names: tuple[str, ...] = ()
-
-
-@torch.inference_mode()
-def predict_seg_tensor(model: nn.Module, images: torch.Tensor, views: ViewMaker, batch_size: int = 64,
-                       dtype: torch.dtype | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """images (N, C, H, W) uint8 -> softmax probabilities (N, K, H, W) float32, pooled features (N, D)."""
-    kept = eval_outputs(model, images, views, batch_size, dtype,
-                        lambda out: (torch.softmax(out["logits"].float(), dim=1).cpu(),
-                                     out["feat"].float().mean(dim=(2, 3)).cpu()))
-    probs, feats = [p for p, _ in kept], [f for _, f in kept]
-    if not probs:
-        return np.zeros((0, model.num_classes, *images.shape[-2:]), np.float32), np.zeros((0, 0), np.float32)
-    return torch.cat(probs).numpy(), torch.cat(feats).numpy()
 
 
 def pixel_entropy(probs: np.ndarray) -> np.ndarray:

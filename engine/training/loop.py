@@ -1,75 +1,42 @@
 """run_training: the one training loop (two-stream batches, plan, validation, checkpoints, callbacks)."""
 from __future__ import annotations
 
-import copy
 import functools
-import itertools
 import logging
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from engine import distributed, seg_task
-from engine.checkpoints import cpu_state, load_checkpoint, method_state, plain, save_checkpoint
-from engine.config import TrainConfig
-from engine.device import (
+from engine.core.checkpoints import cpu_state, plain, save_checkpoint
+from engine.core.config import TrainConfig
+from engine.core.device import (
     amp_dtype,
     autocast,
     default_threads,
     pick_device,
-    rng_state,
     seed_everything,
-    set_rng_state,
 )
-from engine.infer import predict_tensor
 from engine.loaders.datasets import ArrayData, stratified_holdout, targets_tensor, to_uint8_tensor
 from engine.loaders.samplers import TwoStreamSampler
 from engine.loaders.transforms import ViewMaker
-from engine.methods import METHODS, Batch, Plan, SSLMethod, StepOutput
-from engine.methods.ramps import lr_factors
-from engine.metrics import classification_metrics
+from engine.methods import METHODS, Batch, SSLMethod, StepOutput
 from engine.models import create_model
 from engine.models.unet import create_seg_model
-from engine.train_ddp import DDPRun
+from engine.scoring.metrics import classification_metrics
+from engine.scoring.predict import predict_tensor
+from engine.training import distributed, seg_task
+from engine.training.ddp import DDPRun
+from engine.training.planner import PlanMixin
+from engine.training.result import STOPS, Cancelled, NonFiniteLossError, TrainResult
+from engine.training.run_state import RunStateMixin
 
-log = logging.getLogger(__name__)
-CALIBRATION_STEPS = 20  # CONTRACTS §6: the budget plan is fixed after timing the first 20 iterations
-STOPS = ("completed", "early_stop", "budget")  # epoch-boundary decisions, by code (broadcast under DDP)
-
-
-class NonFiniteLossError(RuntimeError):
-    """The loss became NaN/inf; training stops at once (no silent divergence)."""
-
-
-class Cancelled(Exception):
-    """Raised by a callback to stop training; the loop saves last.pt and re-raises."""
-
-
-@dataclass
-class TrainResult:
-    config: TrainConfig
-    best_metrics: dict[str, dict[str, Any]]  # val metrics per model role at the selected epoch
-    selected_role: str  # the model role selection and early stopping looked at
-    best_step: int
-    steps_run: int
-    planned_steps: int
-    steps_per_epoch: int
-    train_seconds: float
-    stopped: str  # completed | early_stop | budget
-    history: list[dict[str, Any]] = field(default_factory=list)
-    best_state: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
-    best_checkpoint: Path | None = None
-    last_checkpoint: Path | None = None
-
-    @property
-    def epochs_run(self) -> float:
-        return self.steps_run / self.steps_per_epoch
+log = logging.getLogger("engine.train")
+__all__ = ["Cancelled", "NonFiniteLossError", "TrainResult", "run_training"]
 
 
 def run_training(cfg: TrainConfig, data: ArrayData, method: str | None = None, callbacks: Sequence[Any] = (),
@@ -78,7 +45,7 @@ def run_training(cfg: TrainConfig, data: ArrayData, method: str | None = None, c
     """Train `method` (default cfg.method) on `data`; callbacks get on_step / on_eval / on_epoch_end.
 
     init_state: student weights to start from (e.g. the supervised shadow); resume: a last.pt to continue.
-    Under torchrun (engine.distributed initialised) every rank calls this; only rank 0 validates, writes
+    Under torchrun (engine.training.distributed initialised) every rank calls this; only rank 0 validates, writes
     checkpoints and calls the callbacks.
     """
     previous = torch.get_num_threads()
@@ -89,7 +56,9 @@ def run_training(cfg: TrainConfig, data: ArrayData, method: str | None = None, c
         torch.set_num_threads(previous)
 
 
-class _Trainer:
+class _Trainer(PlanMixin, RunStateMixin):
+    """One run's state and steps; budget planning and checkpoint payloads live in their mixins."""
+
     def __init__(self, cfg: TrainConfig, data: ArrayData, method: str, callbacks: Sequence[Any],
                  checkpoint_dir: str | Path | None, init_state: dict | None) -> None:
         seed_everything(cfg.seed)
@@ -159,59 +128,6 @@ class _Trainer:
             return np.bincount(labels, minlength=len(self.data.class_names))
         return labels.sum(axis=0)
 
-    # --- plan -------------------------------------------------------------------------------------
-    def _fixed_total(self) -> int:
-        total = (self.cfg.epochs or 10**9) * self.spe
-        return max(1, min(total, self.cfg.max_steps or total))
-
-    def _set_plan(self, total: int) -> None:
-        self.plan = Plan(total_steps=total, steps_per_epoch=self.spe)
-        self.method.set_plan(self.plan)
-        o = self.cfg.optim
-        self.lr = o.lr * lr_factors(total, o.schedule, int(o.warmup_fraction * total), self.spe, o.gamma,
-                                    self.method.lr_restarts())
-
-    def _calibrate(self) -> None:
-        """Budget mode: time 20 real steps, one probe per later phase and one validation, then fix the plan."""
-        budget, start = self.cfg.budget_minutes * 60.0, time.perf_counter()
-        provisional = self._fixed_total() if self.cfg.epochs else 10**6
-        self._set_plan(provisional)
-        tic = time.perf_counter()
-        for _ in range(CALIBRATION_STEPS):
-            self._train_step()
-            if self.step == CALIBRATION_STEPS // 4:  # skip allocator/first-call warm-up
-                tic = time.perf_counter()
-        costs = {self.method.phase_fractions()[0][0]: (time.perf_counter() - tic) / (CALIBRATION_STEPS * 3 // 4)}
-        for name, frac in self.method.phase_fractions()[1:]:
-            costs[name] = self._probe(int(frac * provisional) + 1)
-        tic = time.perf_counter()
-        if self.main:  # DDP: the other ranks wait for rank 0's plan below
-            self._evaluate()
-        eval_cost = time.perf_counter() - tic
-        fracs = self.method.phase_fractions() + [("end", 1.0)]
-        per_step = sum((b[1] - a[1]) * costs[a[0]] for a, b in itertools.pairwise(fracs))
-        left = budget - (time.perf_counter() - start)
-        total = int(left / (per_step + eval_cost / self.spe) * 0.97) + self.step
-        total = max(self.step + 1, min(total, self._fixed_total() if self.cfg.epochs else total,
-                                       self.cfg.max_steps or total))
-        total = distributed.broadcast_int(total)  # every rank follows rank 0's plan
-        log.info("budget plan: %d steps (%.1f epochs); step costs %s s, eval %.2f s", total, total / self.spe,
-                 {k: round(v, 4) for k, v in costs.items()}, eval_cost)
-        self._set_plan(total)
-
-    def _probe(self, step: int) -> float:
-        """Seconds per step of a later phase, measured on throwaway steps (state restored afterwards)."""
-        snapshot = copy.deepcopy(self.method.state_dict())
-        times = []
-        for i in range(3):
-            tic = time.perf_counter()
-            out = self._forward(step + i)
-            out.loss.backward()
-            times.append(time.perf_counter() - tic)
-        self.optimizer.zero_grad(set_to_none=True)
-        self.method.load_state_dict(snapshot)
-        return float(np.median(times))
-
     # --- steps --------------------------------------------------------------------------------------
     def _forward(self, step: int) -> StepOutput:
         need_unlabeled = self.method.needs_unlabeled(step)
@@ -266,43 +182,6 @@ class _Trainer:
         if self.cfg.select_on != "auto" and self.cfg.select_on in metrics:
             return self.cfg.select_on
         return "teacher" if "teacher" in metrics else "student"
-
-    def _payload(self, metrics: dict) -> dict[str, Any]:
-        m = self.method
-        return {"config": self.cfg.to_dict(), "class_names": list(self.data.class_names), "task": self.data.task,
-                "model": {"backbone": self.cfg.backbone, "num_classes": len(self.data.class_names),
-                          "in_chans": self.data.in_chans, "image_size": int(self.images.shape[-1])},
-                "metrics": plain(metrics), "student": cpu_state(m.student),
-                "teacher": cpu_state(m.teacher) if m.teacher is not None else None,
-                "method_extra": {k: v.detach().cpu() for k, v in m.extra_state().items()},
-                "optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(),
-                "step": self.step, "epoch": self.step / self.spe, "world_size": self.world,
-                "plan": {"total_steps": self.plan.total_steps, "steps_per_epoch": self.spe},
-                "progress": plain({"best_score": self.best_score, "best_step": self.best_step,
-                                   "bad_evals": self.bad_evals, "seconds": self.seconds, "history": self.history,
-                                   "best_metrics": self.best_metrics}),
-                "rng": rng_state()}
-
-    def _restore(self, path: str | Path) -> None:
-        ckpt = load_checkpoint(path, map_location=self.device)
-        # written by another number of DDP ranks (other steps per epoch): resume at the same epoch position
-        scale = self.spe / ckpt["plan"]["steps_per_epoch"] if ckpt.get("world_size", 1) != self.world else 1.0
-        self._set_plan(round(ckpt["plan"]["total_steps"] * scale))
-        self.method.load_state_dict(method_state(ckpt))
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        self.scaler.load_state_dict(ckpt["scaler"])
-        self.step = round(ckpt["step"] * scale)
-        prog = ckpt["progress"]
-        self.best_score, self.best_step, self.bad_evals = prog["best_score"], round(prog["best_step"] * scale), \
-            prog["bad_evals"]
-        self.seconds, self.history, self.best_metrics = prog["seconds"], prog["history"], prog["best_metrics"]
-        best = Path(path).with_name("best.pt")
-        if best.exists():
-            b = load_checkpoint(best)
-            self.best_state = {r: b[r] for r in ("student", "teacher") if b.get(r) is not None}
-        set_rng_state(ckpt["rng"])
-        if self.ddp is not None:
-            self.ddp.reseed(self.step)
 
     # --- loop ---------------------------------------------------------------------------------------
     def _emit(self, event: str, info: dict[str, Any]) -> int:

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import confusion_matrix, roc_curve
 
-from engine.metrics import classification_metrics
+from engine.scoring.metrics import classification_metrics
 
 ROC_POINTS = 200
 RELIABILITY_BINS = 10

@@ -50,8 +50,8 @@ class OptimConfig:
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-8
     momentum: float = 0.9  # sgd only
-    schedule: Literal["cosine", "constant", "exp_epoch"] = "cosine"  # over the run's planned iterations
-    gamma: float = 0.9  # exp_epoch only: lr *= gamma after every epoch (SRC-MT)
+    schedule: Literal["cosine", "constant", "exp_epoch", "poly"] = "cosine"  # over the run's planned iterations
+    gamma: float = 0.9  # exp_epoch: lr *= gamma after every epoch (SRC-MT); poly: the power (SECL's 0.9)
     warmup_fraction: float = 0.02  # linear lr warm-up, fraction of planned iterations
 
 

@@ -9,8 +9,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from engine.config import TrainConfig
-from engine.infer import load_models
+from engine.core.config import TrainConfig
+from engine.inference.infer import load_models
 
 
 class DeployedModel(nn.Module):

@@ -1,6 +1,6 @@
 """What the training loop adds under DDP: the wrapped student, per-rank randomness and a few per-step guards.
 
-The loop in engine.train creates a `DDPRun` only when a process group with more than one rank exists, so
+The loop in engine.training.loop creates a `DDPRun` only when a process group with more than one rank exists, so
 single-process training never touches this module's code paths.
 """
 from __future__ import annotations
@@ -11,11 +11,11 @@ import logging
 import numpy as np
 import torch
 
-from engine import distributed
 from engine.loaders.samplers import TwoStreamSampler
 from engine.methods import SSLMethod
+from engine.training import distributed
 
-log = logging.getLogger("engine.train")
+log = logging.getLogger("engine.training.loop")
 
 
 class DDPRun:

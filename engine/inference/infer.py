@@ -10,16 +10,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from engine.batched import eval_outputs
-from engine.checkpoints import load_checkpoint
-from engine.config import TrainConfig
-from engine.device import amp_dtype, pick_device
+from engine.core.checkpoints import load_checkpoint
+from engine.core.config import TrainConfig
+from engine.core.device import amp_dtype, pick_device
+from engine.inference.mc_dropout import has_dropout, mc_dropout_samples, mc_variance
 from engine.loaders.datasets import to_uint8_tensor
 from engine.loaders.transforms import ViewMaker
-from engine.mc_dropout import has_dropout, mc_dropout_samples
-from engine.methods.losses import probabilities
 from engine.models import create_model
-from engine.uncertainty import mc_variance
+from engine.scoring.predict import predict_tensor
 
 log = logging.getLogger("medssl.infer")
 
@@ -31,19 +29,6 @@ class Predictions:
     teacher_features: np.ndarray | None = None
     class_names: tuple[str, ...] = ()
     mc_variance: np.ndarray | None = None  # (N,) MC-dropout predictive variance, when asked for and possible
-
-
-@torch.inference_mode()
-def predict_tensor(model: nn.Module, images: torch.Tensor, views: ViewMaker, task: str, batch_size: int = 512,
-                   dtype: torch.dtype | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """images (N, C, H, W) uint8 on the model's device -> probs (N, C), features (N, D), both float32."""
-    kept = eval_outputs(model, images, views, batch_size, dtype,
-                        lambda out: (probabilities(out["logits"].float(), task).cpu(), out["feat"].float().cpu()))
-    probs, feats = [p for p, _ in kept], [f for _, f in kept]
-    n_cls = model.fc.out_features if hasattr(model, "fc") else 0
-    if not probs:
-        return np.zeros((0, n_cls), np.float32), np.zeros((0, 0), np.float32)
-    return torch.cat(probs).numpy(), torch.cat(feats).numpy()
 
 
 def load_models(checkpoint: str | Path | dict[str, Any], device: str = "auto") -> tuple[dict[str, nn.Module], dict]:

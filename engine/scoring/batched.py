@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from engine.device import autocast
+from engine.core.device import autocast
 from engine.loaders.transforms import ViewMaker
 
 

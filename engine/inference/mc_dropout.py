@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from engine.device import autocast
+from engine.core.device import autocast
 from engine.loaders.transforms import ViewMaker
 from engine.methods.losses import probabilities
 
@@ -72,3 +72,11 @@ def mc_dropout_samples(model: nn.Module, images: torch.Tensor, views: ViewMaker,
         n_cls = model.fc.out_features if hasattr(model, "fc") else 0
         return np.zeros((passes, 0, n_cls), np.float32)
     return torch.cat(chunks, dim=1).numpy()
+
+
+def mc_variance(prob_samples: np.ndarray) -> np.ndarray:
+    """(T, N, C) MC-dropout samples -> (N,) mean over classes of the variance over the T passes."""
+    s = np.asarray(prob_samples, dtype=np.float64)
+    if s.ndim != 3:
+        raise ValueError(f"prob_samples must be (T, N, C), got shape {s.shape}")
+    return np.nan_to_num(s.var(axis=0).mean(axis=1)).astype(np.float32)

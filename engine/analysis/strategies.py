@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
-from engine.relations import exact_knn, l2_normalize
+from engine.analysis.relations import exact_knn, l2_normalize
 
 GREEDY_MAX = 1000  # with no budget, greedy strategies rank this many, then append the rest cheaply
 DENSITY_K = 10  # neighbours used for density when the caller passes no graph

@@ -82,11 +82,3 @@ def scores(probs: np.ndarray, task: str, teacher_probs: np.ndarray | None = None
     if teacher_probs is not None:
         out["disagreement"] = disagreement(probs, teacher_probs, task)
     return out
-
-
-def mc_variance(prob_samples: np.ndarray) -> np.ndarray:
-    """(T, N, C) MC-dropout samples -> (N,) mean over classes of the variance over the T passes."""
-    s = np.asarray(prob_samples, dtype=np.float64)
-    if s.ndim != 3:
-        raise ValueError(f"prob_samples must be (T, N, C), got shape {s.shape}")
-    return np.nan_to_num(s.var(axis=0).mean(axis=1)).astype(np.float32)

@@ -11,7 +11,7 @@ import warnings
 
 import numpy as np
 
-from engine.relations import exact_knn, l2_normalize
+from engine.analysis.relations import exact_knn, l2_normalize
 
 PCA_BELOW = 50  # fewer points than this: UMAP's graph is too thin to mean anything
 WARM_ROWS = 4096  # umap-learn takes the NN-descent path (the one to compile) from 4,096 rows

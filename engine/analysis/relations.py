@@ -2,7 +2,7 @@
 
 Measured (CONTRACTS §6): brute force takes seconds at 10k x 512 where NN-descent takes ~40 s in a
 fresh process, so exact is the default up to EXACT_MAX rows. The graph is stored as relation edges
-and handed to UMAP (engine.projection) so neighbours are computed once.
+and handed to UMAP (engine.analysis.projection) so neighbours are computed once.
 """
 from __future__ import annotations
 

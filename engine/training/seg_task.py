@@ -10,8 +10,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine.loaders.transforms import ViewMaker
-from engine.metrics import segmentation_metrics
-from engine.seg_infer import predict_seg_tensor
+from engine.scoring.metrics import segmentation_metrics
+from engine.scoring.predict import predict_seg_tensor
 
 SELECT_KEY = "dice"  # validation selects on mean foreground Dice (AUC for classification)
 

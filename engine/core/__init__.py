@@ -1,0 +1,1 @@
+"""Foundations every stage imports: run configuration, devices/seeds, checkpoint files, name registries."""

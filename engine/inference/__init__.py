@@ -1,0 +1,1 @@
+"""Trained checkpoint -> predictions, uncertainty inputs, embeddings, masks, TorchScript exports."""

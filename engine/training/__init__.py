@@ -1,0 +1,1 @@
+"""The one training loop: budget planning, validation, checkpoints, DDP; imports nothing above it."""
