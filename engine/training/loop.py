@@ -199,7 +199,7 @@ class _Trainer(PlanMixin, RunStateMixin):
         key = seg_task.SELECT_KEY if self.segmentation else "auc"
         score = metrics[role][key]
         score = -math.inf if score is None or math.isnan(score) else score
-        improved = score > self.best_score
+        improved = score > self.best_score or self.best_step < 0  # undefined (single-class val): first eval
         if improved:
             self.best_score, self.best_step, self.bad_evals, self.best_metrics = score, self.step, 0, metrics
             self.best_state = {r: cpu_state(mod) for r, mod in self.method.eval_models().items()}
