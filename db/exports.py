@@ -45,11 +45,24 @@ def prediction_records(session: Session, project: Project, checkpoint_id: int) -
     return out
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what spreadsheets read as a formula (CSV injection)
+
+
+def csv_cell(value: Any) -> Any:
+    """A text cell a spreadsheet would run as a formula gets a leading apostrophe; numbers stay numbers."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def to_csv(rows: list[dict[str, Any]], fields: list[str] | tuple[str, ...] | None = None) -> str:
+    """Every export's CSV: user text (names, comments, class names in headers) is neutralised by csv_cell."""
+    columns = list(fields or (rows[0].keys() if rows else LABEL_FIELDS))
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(fields or (rows[0].keys() if rows else LABEL_FIELDS)))
-    writer.writeheader()
-    writer.writerows(rows)
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow([csv_cell(c) for c in columns])
+    for row in rows:
+        writer.writerow([csv_cell(row.get(c, "")) for c in columns])
     return buffer.getvalue()
 
 
