@@ -11,6 +11,7 @@ from app import state
 from app.links import open_in_label
 from app.queries import active_checkpoint_id, current_project, frame_version, image_frame, thumbnails
 from app.resources import get_store
+from app.text import md
 from app.widgets.umap_map import COLOR_COLUMNS, MapFigure, build_map, selected_ids
 from db.labels import add_label
 from db.models import Image, Project
@@ -39,7 +40,7 @@ def _selection(frame: pd.DataFrame, project: Project, ids: list[int]) -> None:
         row = chosen.iloc[0]
         cols = st.columns([1, 3])
         cols[0].image(thumbnails([int(row.image_id)], 192)[0], caption=f"image {row.image_id}")
-        cols[1].write(f"**label** {row.label} · **model** {row.predicted} · entropy {row.entropy:.3f}")
+        cols[1].write(f"**label** {md(row.label)} · **model** {md(row.predicted)} · entropy {row.entropy:.3f}")
         cols[1].button("Open in Label", type="primary", on_click=open_in_label, args=(int(row.image_id),))
         return
     st.subheader(f"{len(chosen)} selected")
@@ -48,9 +49,9 @@ def _selection(frame: pd.DataFrame, project: Project, ids: list[int]) -> None:
     unlabeled = chosen[chosen["status"].isin(["unlabeled", "uncertain"])]
     disagree = unlabeled[[p != target for p in unlabeled["predicted"]]]
     if len(disagree):
-        st.warning(f"The model disagrees with '{target}' on {len(disagree)} of them (shown first): "
+        st.warning(f"The model disagrees with '{md(target)}' on {len(disagree)} of them (shown first): "
                    + ", ".join(map(str, disagree["image_id"].tolist()[:30])))
-    if st.button(f"Label {len(unlabeled)} unlabeled as '{target}'", type="primary", disabled=unlabeled.empty):
+    if st.button(f"Label {len(unlabeled)} unlabeled as '{md(target)}'", type="primary", disabled=unlabeled.empty):
         st.toast(f"labeled {_bulk_label(project, unlabeled['image_id'].tolist(), index)} images")
     ordered = list(disagree["image_id"]) + [i for i in chosen["image_id"] if i not in set(disagree["image_id"])]
     shown = [int(i) for i in ordered[:GALLERY_MAX]]
@@ -110,7 +111,7 @@ def render() -> None:
     project = current_project()
     if project is None:
         return
-    st.title(f"Explore · {project.name}")
+    st.title(f"Explore · {md(project.name)}")
     checkpoint_id = active_checkpoint_id(project.id)
     if checkpoint_id is None:
         st.info("No model yet. Train one (Train page); the map appears when its analysis is done.")

@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from app.queries import current_project
 from app.resources import get_store
+from app.text import md
 from db.exports import LABEL_FIELDS, label_records, prediction_records, to_csv, to_json
 from db.jobs import enqueue, job_dict
 from db.models import Job, Project
@@ -43,7 +44,7 @@ def _model_section(project: Project) -> None:
         st.toast("export queued; the worker builds it")
     for job in jobs:
         files = (job["metrics"] or {}).get("files") or []
-        st.caption(f"export job #{job['id']}: {job['status']} {job['message'] or ''}")
+        st.caption(f"export job #{job['id']}: {job['status']} {md(job['message'] or '')}")
         for relative in files:
             path = store.config.home / relative
             if path.exists():
@@ -61,7 +62,7 @@ def render() -> None:
         labels = label_records(session, project)
         checkpoint_id = active_checkpoint_id(session, project.id)
         predictions = prediction_records(session, project, checkpoint_id) if checkpoint_id else []
-    st.title(f"Export · {project.name}")
+    st.title(f"Export · {md(project.name)}")
     st.subheader(f"Labels ({len(labels)} current labels)")
     cols = st.columns(3)
     cols[0].download_button("labels.csv", to_csv(labels, LABEL_FIELDS), file_name=f"{project.name}-labels.csv",

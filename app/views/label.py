@@ -10,6 +10,7 @@ from sqlalchemy import select
 from app import state
 from app.queries import current_project
 from app.resources import get_store
+from app.text import md
 from app.views.label_canvas import PaintSetup, paint_canvas, paint_controls
 from app.widgets.image import load_display, window_range
 from app.widgets.image import render as render_pixels
@@ -53,7 +54,7 @@ def _undo() -> None:
         with store.sessions.begin() as session:
             retract_last(session, session.get(Image, image_id), get_or_create_annotator(session, state.get(state.ANNOTATOR)))
     except LabelError as error:
-        st.toast(str(error))
+        st.toast(md(error))
         return
     state.put(state.CURRENT_IMAGE, image_id)
     state.drop(state.LAST_SAVED)
@@ -98,12 +99,12 @@ def _show_image(store, image: Image, paint: PaintSetup | None = None) -> None:
 
 def _answer_buttons(project: Project) -> None:
     if project.task == "multilabel":
-        chosen = [i for i, name in enumerate(project.classes) if st.toggle(f"{i + 1} · {name}", key=f"ml{i}")]
+        chosen = [i for i, name in enumerate(project.classes) if st.toggle(f"{i + 1} · {md(name)}", key=f"ml{i}")]
         st.button("Save (Enter)", type="primary", shortcut="Enter", on_click=_save, args=("class", chosen),
                   disabled=not chosen, use_container_width=True)
     else:
         for i, name in enumerate(project.classes[:9]):
-            st.button(f"{i + 1} · {name}", key=f"class{i}", shortcut=str(i + 1), on_click=_save,
+            st.button(f"{i + 1} · {md(name)}", key=f"class{i}", shortcut=str(i + 1), on_click=_save,
                       args=("class", i), type="primary", use_container_width=True)
     _status_buttons()
 
@@ -133,8 +134,8 @@ def _suggestion(session, project: Project, image: Image, checkpoint_id: int | No
     if prediction is None:
         st.caption("This case is not analyzed yet.")
         return
-    probs = {name: round(p, 3) for name, p in zip(project.classes, prediction.probs)}
-    st.write(f"Model #{checkpoint_id}: **{probs}**")
+    probs = " · ".join(f"{md(name)} **{p:.3f}**" for name, p in zip(project.classes, prediction.probs))
+    st.write(f"Model #{checkpoint_id}: {probs}")
     if score is not None:
         st.caption(f"entropy {score.entropy:.3f} · margin {score.margin:.3f}"
                    + (f" · teacher–student disagreement {score.disagreement:.3f}" if score.disagreement is not None else ""))
@@ -150,7 +151,7 @@ def render() -> None:
         annotator = get_or_create_annotator(session, state.get(state.ANNOTATOR) or state.default_annotator())
         checkpoint_id = active_checkpoint_id(session, project.id)
         image = _pick_image(session, project, annotator.id, checkpoint_id)
-        st.title(f"Label · {project.name}")
+        st.title(f"Label · {md(project.name)}")
         if image is None:
             st.success("The queue is empty: every train image has a label. Train a model or import more images.")
             return
@@ -172,6 +173,6 @@ def render() -> None:
                 st.caption("The model's suggestion appears after you answer.")
             with st.expander("label history"):
                 for entry in history(session, image.id):
-                    st.caption(f"{entry.created_at:%Y-%m-%d %H:%M} · {entry.annotator or '?'} · {entry.kind} "
-                               f"{entry.value if entry.value is not None else ''} ({entry.source})"
-                               + (" · undone" if entry.voided else "") + (f" — {entry.comment}" if entry.comment else ""))
+                    st.caption(f"{entry.created_at:%Y-%m-%d %H:%M} · {md(entry.annotator or '?')} · {entry.kind} "
+                               f"{md(entry.value) if entry.value is not None else ''} ({entry.source})"
+                               + (" · undone" if entry.voided else "") + (f" — {md(entry.comment)}" if entry.comment else ""))

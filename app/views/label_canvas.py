@@ -12,6 +12,7 @@ import numpy as np
 import streamlit as st
 
 from app import state
+from app.text import md
 from app.views.label_masks import (
     MaskSource,
     accept,
@@ -123,7 +124,7 @@ def paint_canvas(view: np.ndarray, setup: PaintSetup, zoom: int | str, caption: 
     shown = mask_paint.overlay(view, setup.start, setup.opacity)
     _canvas(mask_paint.background(shown, size), size, key,
             mask_paint.stroke_colour(setup.value), mask_paint.brush_pixels(setup.brush, width, size[0]))
-    st.caption(f"{caption} · starting from {setup.source.caption}")
+    st.caption(f"{md(caption)} · starting from {md(setup.source.caption)}")
 
 
 @st.fragment

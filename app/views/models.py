@@ -6,6 +6,7 @@ import streamlit as st
 
 from app.queries import current_project
 from app.resources import get_store
+from app.text import md
 from app.widgets.charts import confusion_figure, reliability_figure, roc_figure
 from db.results import flipped_predictions, list_checkpoints
 
@@ -63,7 +64,7 @@ def render() -> None:
         return
     with store.sessions.begin() as session:
         project = session.merge(project, load=False)
-        st.title(f"Models & metrics · {project.name}")
+        st.title(f"Models & metrics · {md(project.name)}")
         checkpoints = list_checkpoints(session, project.id)
         if not checkpoints:
             st.info("No checkpoints yet: train a model on the Train page.")

@@ -13,6 +13,7 @@ import streamlit as st
 
 from app import state
 from app.resources import get_store
+from app.text import md
 from db.projects import ProjectError, create_project
 from engine.data.archive import ArchiveError, safe_extract
 from engine.data.demo import HOW_TO_IMPORT, demo_folder, import_demo
@@ -36,19 +37,19 @@ def create_form() -> None:
                     project = create_project(session, name, task, names, image_size=128)
                     state.put(state.PROJECT, project.id)
             except ProjectError as error:
-                st.error(f"Not created: {error}")
+                st.error(f"Not created: {md(error)}")
                 return
-            st.toast(f"created project {name!r}")
+            st.toast(f"created project {md(name)}")
             st.rerun()   # show the new project and its import form at once
 
 
 def _show_report(report: ImportReport) -> None:
-    (st.success if report.imported else st.warning)(report.summary().splitlines()[0])
+    (st.success if report.imported else st.warning)(md(report.summary().splitlines()[0]))
     if report.rejected:
         st.dataframe(pd.DataFrame([{"file": r.name, "reason": r.reason} for r in report.rejected]),
                      hide_index=True, width="stretch")
     for warning in report.warnings:
-        st.info(warning)
+        st.info(md(warning))
 
 
 def _run(request: ImportRequest) -> None:
@@ -56,7 +57,7 @@ def _run(request: ImportRequest) -> None:
         with st.spinner("importing…"):
             report = run_import(get_store(), request)
     except (ImportUsageError, SourceMissingError) as error:
-        st.error(f"Nothing imported: {error}")
+        st.error(f"Nothing imported: {md(error)}")
         return
     _show_report(report)
 
@@ -86,7 +87,7 @@ def import_form(project_name: str) -> None:
                 try:
                     source = _save_upload(upload, Path(tmp))
                 except ArchiveError as error:
-                    st.error(str(error))
+                    st.error(md(error))
                     return
                 _run(ImportRequest(project=project_name, source=source, unlabeled=unlabeled,
                                    annotator=state.get(state.ANNOTATOR) or state.default_annotator()))
@@ -100,4 +101,4 @@ def demo_section() -> None:
     if st.button("Load demo: 5,800 real pediatric chest X-rays (train pool unlabeled, val/test labeled)"):
         with st.spinner("importing the demo…"):
             for split, report in import_demo(get_store()):
-                st.caption(f"{split}: " + report.summary().splitlines()[0])
+                st.caption(f"{split}: " + md(report.summary().splitlines()[0]))

@@ -7,6 +7,7 @@ from sqlalchemy import func, select
 
 from app import state
 from app.resources import get_store
+from app.text import md
 from app.views.project_forms import create_form, demo_section, import_form
 from db.models import Image, Label
 from db.projects import list_projects
@@ -37,14 +38,14 @@ def render() -> None:
     with st.expander("New project", expanded=not projects):
         create_form()
     if current_name:
-        with st.expander(f"Import images into {current_name!r}", expanded=False):
+        with st.expander(f"Import images into {md(current_name)}", expanded=False):
             import_form(current_name)
     with store.sessions.begin() as session:
         projects = list_projects(session)
         for project in projects:
             status = project_status(session, project)
             with st.container(border=True):
-                st.subheader(f"{project.name}  ·  {project.task}")
+                st.subheader(f"{md(project.name)}  ·  {project.task}")
                 cols = st.columns(4)
                 cols[0].metric("images", status["images"])
                 cols[1].metric("labeled", status["labeled"])

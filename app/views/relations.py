@@ -16,6 +16,7 @@ from app.queries import (
     relation_edges,
     thumbnails,
 )
+from app.text import md
 from app.widgets.charts import relation_graph
 
 
@@ -31,7 +32,7 @@ def render() -> None:
     project = current_project()
     if project is None:
         return
-    st.title(f"Relations · {project.name}")
+    st.title(f"Relations · {md(project.name)}")
     checkpoint_id = active_checkpoint_id(project.id)
     edges = relation_edges(checkpoint_id) if checkpoint_id else pd.DataFrame()
     if edges.empty:
@@ -47,12 +48,12 @@ def render() -> None:
         return
     neighbours = edges[edges["source"] == case].sort_values("rank")
     row = frame.loc[case]
-    st.write(f"**image {case}** · label **{row['label']}** · model **{row['predicted']}**")
+    st.write(f"**image {case}** · label **{md(row['label'])}** · model **{md(row['predicted'])}**")
     labeled = frame.loc[neighbours["target"]]
     labeled = labeled[labeled["label"] != "unlabeled"]
     if row["label"] != "unlabeled" and len(labeled) >= 3 and (labeled["label"] != row["label"]).mean() > 0.5:
         st.warning(f"Possible label error: {int((labeled['label'] != row['label']).sum())} of {len(labeled)} "
-                   f"labeled neighbours are not '{row['label']}'.")
+                   f"labeled neighbours are not '{md(row['label'])}'.")
     ids = [case, *neighbours["target"].astype(int)]
     captions = [f"{i} · {frame.loc[i, 'label']}" + ("" if i == case else
                 f" · sim {neighbours.set_index('target').loc[i, 'similarity']:.3f}") for i in ids]

@@ -8,6 +8,7 @@ from sqlalchemy import select
 from app import state
 from app.queries import current_project
 from app.resources import get_store
+from app.text import md
 from db.jobs import enqueue, job_dict, request_cancel
 from db.models import Job, Project
 from db.projects import get_or_create_annotator
@@ -62,7 +63,7 @@ def job_progress(project_id: int) -> None:
         if job["status"] in ("queued", "running"):
             cols = st.columns([5, 1])
             cols[0].progress(job["progress"], text=f"#{job['id']} {job['kind']} · {job['status']} · "
-                                                   f"{job['message'] or ''}")
+                                                   f"{md(job['message'] or '')}")
             cols[1].button("Cancel", key=f"cancel{job['id']}", on_click=_cancel, args=(job["id"],))
             curve = (job["metrics"] or {}).get("curve")
             if curve:
@@ -102,7 +103,7 @@ def render() -> None:
     project = current_project()
     if project is None:
         return
-    st.title(f"Train · {project.name}")
+    st.title(f"Train · {md(project.name)}")
     _enqueue_form(project)
     st.subheader("Jobs")
     job_progress(project.id)

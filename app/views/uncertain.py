@@ -6,6 +6,7 @@ import streamlit as st
 from app import state
 from app.links import open_in_label
 from app.queries import active_checkpoint_id, current_project, image_frame, thumbnails
+from app.text import md
 
 SCORES = ["entropy", "margin", "least_confidence", "disagreement", "mc_variance"]
 OPTIONAL = ("mc_variance",)   # only stored when the analysis ran MC-dropout passes; hidden when empty
@@ -20,7 +21,7 @@ def render() -> None:
     project = current_project()
     if project is None:
         return
-    st.title(f"Uncertain cases · {project.name}")
+    st.title(f"Uncertain cases · {md(project.name)}")
     checkpoint_id = active_checkpoint_id(project.id)
     frame = image_frame(project.id, checkpoint_id) if checkpoint_id else None
     if frame is None or frame["acquisition_rank"].isna().all():

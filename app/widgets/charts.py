@@ -5,6 +5,8 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
+from app.text import html
+
 
 def relation_graph(center: int, nodes: pd.DataFrame, edges: pd.DataFrame) -> go.Figure:
     """Star-and-mesh graph of a case and its neighbours: nodes coloured by label, edge width = similarity.
@@ -18,12 +20,12 @@ def relation_graph(center: int, nodes: pd.DataFrame, edges: pd.DataFrame) -> go.
         fig.add_trace(go.Scatter(x=[x0, x1], y=[y0, y1], mode="lines", hoverinfo="skip", showlegend=False,
                                  line={"width": max(0.5, 8 * float(edge.similarity) ** 4), "color": "#9aa5b1"}))
     for label, group in nodes.groupby("label"):
-        fig.add_trace(go.Scatter(x=group["x"], y=group["y"], mode="markers+text", name=label,
+        fig.add_trace(go.Scatter(x=group["x"], y=group["y"], mode="markers+text", name=html(label),
                                  text=[str(i) for i in group["image_id"]], textposition="top center",
                                  marker={"size": [26 if i == center else 16 for i in group["image_id"]],
                                          "line": {"width": 1, "color": "white"}},
                                  customdata=group[["image_id"]], hovertemplate="image %{customdata[0]}<extra>"
-                                 + str(label) + "</extra>"))
+                                 + html(label).replace("%", "%%") + "</extra>"))
     fig.update_layout(height=460, margin={"l": 10, "r": 10, "t": 10, "b": 10}, xaxis={"visible": False},
                       yaxis={"visible": False}, legend_title_text="label")
     return fig
@@ -42,6 +44,7 @@ def roc_figure(roc: dict[str, dict[str, list[float]]], aucs: dict[str, float | N
 
 
 def confusion_figure(matrix: list[list[int]], classes: list[str]) -> go.Figure:
+    classes = [html(c) for c in classes]  # user text: axis ticks render Plotly's HTML subset
     fig = px.imshow(matrix, x=classes, y=classes, text_auto=True, color_continuous_scale="Blues",
                     labels={"x": "predicted", "y": "true", "color": "images"})
     fig.update_layout(height=360, margin={"l": 10, "r": 10, "t": 30, "b": 10}, title="Confusion matrix")

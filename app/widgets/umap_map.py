@@ -17,6 +17,8 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
+from app.text import html
+
 COLOR_COLUMNS = {"current label": "label", "predicted class": "predicted", "uncertainty (entropy)": "entropy",
                  "teacher–student disagreement": "disagreement", "split": "split", "label status": "status"}
 CONTINUOUS = ("entropy", "disagreement")
@@ -55,8 +57,8 @@ def _hover(color_by: str, label: str | None, predicted: str | None, continuous: 
 
 
 def _escape(text: str) -> str:
-    """Trace-level strings go into a hovertemplate: keep its % and brace syntax literal."""
-    return str(text).replace("%", "%%").replace("{", "(").replace("}", ")")
+    """Trace-level strings go into a hovertemplate: shown as text (no HTML), its % and brace syntax literal."""
+    return html(text).replace("%", "%%").replace("{", "(").replace("}", ")")
 
 
 def _groups(frame: pd.DataFrame, column: str | None) -> tuple[list[tuple], np.ndarray, bool]:
@@ -124,7 +126,7 @@ def build_map(frame: pd.DataFrame, color_by: str, limit: int = 0) -> MapFigure:
     seen: set[str] = set()
     for number, (value, label, predicted) in enumerate(keys):
         rows = group == number
-        name = color_by if continuous else value
+        name = color_by if continuous else html(value)  # user text: Plotly renders HTML in names
         marker = ({"size": 5, "opacity": 0.85, "color": colours[rows], "coloraxis": "coloraxis"} if continuous
                   else {"size": 5, "opacity": 0.8, "color": palette.get(value, UNLABELED_GREY)})
         hover = _hover(color_by, label if detailed and column != "label" else None,
