@@ -62,7 +62,7 @@ def test_create_project_bad_input_is_refused_and_changes_nothing() -> None:
     store.dispose()
 
 
-def test_folder_import_from_the_app_reports_rejected_files(tmp_path) -> None:
+def test_folder_import_from_the_app_reports_rejected_files(tmp_path, monkeypatch) -> None:
     import cv2
     import numpy as np
 
@@ -70,6 +70,7 @@ def test_folder_import_from_the_app_reports_rejected_files(tmp_path) -> None:
     folder.mkdir()
     cv2.imwrite(str(folder / "good.png"), np.full((16, 16), 9, np.uint8))
     (folder / "fake.png").write_text("not an image")
+    monkeypatch.setenv("MEDSSL_IMPORT_ROOTS", str(tmp_path))
     assert main(["import", "--project", "p", "--task", "multiclass", "--classes", "a,b", "--source",
                  str(tmp_path / "nothing-here")]) == 1                   # creates nothing
     at = _app().run()

@@ -19,6 +19,8 @@ from engine.data.archive import ArchiveError, safe_extract
 from engine.data.demo import HOW_TO_IMPORT, demo_folder, import_demo
 from engine.data.importer import ImportRequest, ImportUsageError, SourceMissingError, run_import
 from engine.data.report import ImportReport
+from engine.data.roots import ENV as ROOTS_ENV
+from engine.data.roots import configured_roots
 
 TASKS = ["multiclass", "multilabel", "segmentation"]
 
@@ -71,14 +73,26 @@ def _save_upload(upload, folder: Path) -> Path:
     return target
 
 
-def import_form(project_name: str) -> None:
-    tab_folder, tab_upload = st.tabs(["server folder", "upload zip / npz / image"])
-    with tab_folder, st.form("import_folder"):
+def _folder_form(project_name: str, roots: tuple[Path, ...]) -> None:
+    with st.form("import_folder"):
+        st.caption("Allowed folders: " + md(", ".join(str(r) for r in roots)))
         path = st.text_input("folder or file on this machine")
         unlabeled = st.checkbox("import without labels (unlabeled pool)", key="unl_folder")
         if st.form_submit_button("Import folder") and path.strip():
             _run(ImportRequest(project=project_name, source=Path(path.strip()).expanduser(), unlabeled=unlabeled,
-                               annotator=state.get(state.ANNOTATOR) or state.default_annotator()))
+                               annotator=state.get(state.ANNOTATOR) or state.default_annotator(), roots=roots))
+
+
+def import_form(project_name: str) -> None:
+    tab_folder, tab_upload = st.tabs(["server folder", "upload zip / npz / image"])
+    roots = configured_roots()
+    with tab_folder:
+        if not roots:
+            st.info(f"Importing from server folders is off. To allow it, start the app with {ROOTS_ENV} set to the "
+                    "folders it may read, e.g. `MEDSSL_IMPORT_ROOTS=/data/xray medssl app`. Uploads and the CLI "
+                    "(`medssl import …`) work without it.")
+        else:
+            _folder_form(project_name, roots)
     with tab_upload, st.form("import_upload"):
         upload = st.file_uploader("zip of a folder, an .npz bundle, or one image", type=None)
         unlabeled = st.checkbox("import without labels (unlabeled pool)", key="unl_upload")

@@ -22,6 +22,7 @@ from db.settings import patient_key, patient_key_secret
 from db.store import Store
 from engine.data.io import content_hash, save_mask, save_original
 from engine.data.report import Duplicate, ImportReport
+from engine.data.roots import OutsideRootsError, check_inside
 from engine.data.sources import Rejected, SourceError, SourceItem, inspect_source, iter_source
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ class ImportRequest:
     image_size: int | None = None
     reference: bool = False
     annotator: str = "import"
+    roots: tuple[Path, ...] | None = None  # None: any readable path (CLI); else the source must lie inside one
 
 
 def _max_label(source: Path) -> int | None:
@@ -221,6 +223,11 @@ def run_import(store: Store, request: ImportRequest,
                on_progress: Callable[[int, int | None], None] | None = None) -> ImportReport:
     """Import `request.source` into `request.project`; see CONTRACTS §3 for every rule applied here."""
     source = Path(request.source).expanduser()
+    if request.roots is not None:  # before any look at the path: a refusal must not tell what exists
+        try:
+            source = check_inside(source, request.roots)
+        except OutsideRootsError as error:
+            raise ImportUsageError(str(error)) from error
     if not source.exists():
         raise SourceMissingError(f"source not found: {source}")
     try:
