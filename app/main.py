@@ -9,6 +9,7 @@ import streamlit as st
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere: find app/, db/, engine/
 
 from app import state
+from app.exposure import current_problem
 from app.navigation import pages
 from app.resources import get_store
 from app.worker_control import ensure_worker
@@ -34,6 +35,10 @@ def sidebar() -> None:
 
 
 st.set_page_config(page_title="MedSSL Studio", layout="wide")
+problem = current_problem()
+if problem:
+    st.error(problem)
+    st.stop()
 sidebar()
 navigation = st.navigation(list(pages().values()))
 navigation.run()
