@@ -1,16 +1,13 @@
-"""Install-wide settings; the patient-key secret lives here so every install sharing a database agrees."""
+"""Install-wide settings (key/value rows) and the patient-key HMAC; the secret itself is in db/patient_secret.py."""
 from __future__ import annotations
 
 import hashlib
 import hmac
-import secrets
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from db.models import Setting
-
-PATIENT_KEY_SECRET = "patient_key_secret"
 
 
 def get_setting(session: Session, key: str, default: Any = None) -> Any:
@@ -24,16 +21,6 @@ def set_setting(session: Session, key: str, value: Any) -> None:
         session.add(Setting(key=key, value=value))
     else:
         row.value = value
-
-
-def patient_key_secret(session: Session) -> bytes:
-    """Generated once per database; concurrent first calls are settled by the primary key."""
-    secret = get_setting(session, PATIENT_KEY_SECRET)
-    if secret is None:
-        secret = secrets.token_hex(32)
-        set_setting(session, PATIENT_KEY_SECRET, secret)
-        session.flush()
-    return bytes.fromhex(secret)
 
 
 def patient_key(secret: bytes, raw_id: str | None) -> str | None:

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from db.config import StoreConfig
 from db.engine import init_db, make_engine, make_session_factory
+from db.patient_secret import migrate_legacy_secret
 
 
 @dataclass
@@ -26,4 +27,7 @@ def open_store(config: StoreConfig, migrate: bool = True) -> Store:
     sql_engine = make_engine(config.db_url)
     if migrate:
         init_db(sql_engine)
-    return Store(config=config, sql_engine=sql_engine, sessions=make_session_factory(sql_engine))
+    sessions = make_session_factory(sql_engine)
+    if migrate:
+        migrate_legacy_secret(sessions, config.home)
+    return Store(config=config, sql_engine=sql_engine, sessions=sessions)

@@ -5,7 +5,7 @@ import argparse
 import logging
 import sys
 
-from engine.cli import bench_commands, data_commands, job_commands, model_commands, train_commands
+from engine.cli import bench_commands, data_commands, errors, job_commands, model_commands, train_commands
 from engine.cli.common import UsageError, common_parser
 
 COMMAND_GROUPS = [data_commands, job_commands, train_commands, model_commands, bench_commands]
@@ -34,3 +34,5 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as error:  # noqa: BLE001 - one line on the console, the traceback in logs/
+        return errors.report(getattr(args, "home", None), error)

@@ -13,6 +13,7 @@ from db.exports import LABEL_FIELDS, label_records, prediction_records, to_csv, 
 from db.projects import require_project
 from db.results import active_checkpoint_id
 from db.status import project_status
+from engine.cli import ranges
 from engine.cli.common import (
     UsageError,
     default_annotator,
@@ -40,7 +41,7 @@ def register(subparsers, parents) -> None:
     p.add_argument("--split", choices=[s.value for s in Split], help="default: npz stem if train/val/test")
     p.add_argument("--labels", type=Path, help="CSV: filename,label or filename,<one column per class>")
     p.add_argument("--unlabeled", action="store_true", help="import images without their labels")
-    p.add_argument("--image-size", type=int, help="training size fixed at project creation")
+    p.add_argument("--image-size", type=ranges.IMAGE_SIZE, help="training size fixed at project creation")
     p.add_argument("--reference", action="store_true", help="reference PNG/JPEG in place instead of copying")
     p.add_argument("--annotator", default=default_annotator(), help="who imported (provenance)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")

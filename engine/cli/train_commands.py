@@ -5,13 +5,28 @@ import argparse
 import sys
 
 from db.jobs import enqueue
+from db.models import Checkpoint
 from db.projects import get_or_create_annotator, touch_project
 from db.results import active_checkpoint_id
 from db.status import alive_workers
-from engine.cli.common import default_annotator, finish_job, project_or_usage_error, store_from_args
+from engine.cli import ranges
+from engine.cli.common import (
+    UsageError,
+    default_annotator,
+    finish_job,
+    project_or_usage_error,
+    store_from_args,
+)
+from engine.core.catalog import (
+    CLASSIFICATION_METHODS,
+    CLASSIFIER_BACKBONES,
+    SEGMENTATION_BACKBONES,
+    SEGMENTATION_METHODS,
+    fit_problem,
+)
 
-METHOD_NAMES = ["supervised", "mean_teacher", "src_mt", "s2mts2", "seg_supervised", "seg_mean_teacher", "secl"]
-BACKBONES = ["compact_cnn", "resnet18_small", "densenet121", "unet", "unet_small"]
+METHOD_NAMES = [*CLASSIFICATION_METHODS, *SEGMENTATION_METHODS]
+BACKBONES = [*CLASSIFIER_BACKBONES, *SEGMENTATION_BACKBONES]
 
 
 def register(subparsers, parents) -> None:
@@ -21,11 +36,11 @@ def register(subparsers, parents) -> None:
     p.add_argument("--method", choices=METHOD_NAMES, help="default: src_mt (classification), secl (segmentation)")
     p.add_argument("--backbone", choices=BACKBONES,
                    help="default: compact_cnn (classification, CPU), unet_small (segmentation)")
-    p.add_argument("--epochs", type=int, help="passes over the training pool (default from the method config)")
-    p.add_argument("--image-size", type=int, help="default: the project's image size")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--budget-minutes", type=float, help="bound the training time of this run")
-    p.add_argument("--nproc", type=int, help="data-parallel processes (DDP, one per GPU): the worker runs the job "
+    p.add_argument("--epochs", type=ranges.EPOCHS, help="passes over the training pool (default from the method config)")
+    p.add_argument("--image-size", type=ranges.IMAGE_SIZE, help="default: the project's image size")
+    p.add_argument("--seed", type=ranges.SEED, default=0)
+    p.add_argument("--budget-minutes", type=ranges.BUDGET_MINUTES, help="bound the training time of this run")
+    p.add_argument("--nproc", type=ranges.NPROC, help="data-parallel processes (DDP, one per GPU): the worker runs the job "
                                              "under torchrun --nproc_per_node=N")
     p.add_argument("--wait", action="store_true", help="block until done; runs here when no worker is alive")
     p.add_argument("--annotator", default=default_annotator(), help="who started the job (provenance)")
@@ -34,7 +49,7 @@ def register(subparsers, parents) -> None:
     p = subparsers.add_parser("analyze", parents=parents,
                               help="predictions, uncertainty, embeddings, 2-D map and kNN graph for a checkpoint")
     p.add_argument("--project", required=True)
-    p.add_argument("--checkpoint", type=int, help="checkpoint id (default: the active one)")
+    p.add_argument("--checkpoint", type=ranges.ID, help="checkpoint id (default: the active one)")
     p.add_argument("--mc-passes", type=_mc_passes, metavar="N",
                    help="also store MC-dropout variance from N >= 2 stochastic passes (default: off, "
                         "or the project setting mc_passes)")
@@ -51,6 +66,18 @@ def _mc_passes(text: str) -> int:
     return value
 
 
+def _checkpoint_of(session, project, checkpoint_id: int | None) -> int:
+    """The checkpoint to analyze, pinned so equal requests dedupe; unknown or foreign ids are a usage error."""
+    if checkpoint_id is None:
+        checkpoint_id = active_checkpoint_id(session, project.id)
+        if checkpoint_id is None:
+            raise UsageError(f"project {project.name!r} has no model yet: train one first")
+    checkpoint = session.get(Checkpoint, checkpoint_id)
+    if checkpoint is None or checkpoint.project_id != project.id:
+        raise UsageError(f"no checkpoint {checkpoint_id} in project {project.name!r}")
+    return checkpoint_id
+
+
 def _enqueue(args: argparse.Namespace, kind: str, params: dict, dedupe: bool = False) -> int:
     store = store_from_args(args)
     with store.sessions.begin() as session:
@@ -58,8 +85,10 @@ def _enqueue(args: argparse.Namespace, kind: str, params: dict, dedupe: bool = F
         touch_project(session, project)
         creator = get_or_create_annotator(session, args.annotator)
         params = {k: v for k, v in params.items() if v is not None}
-        if kind == "analyze" and "checkpoint_id" not in params:   # pin it, so equal requests dedupe
-            params["checkpoint_id"] = active_checkpoint_id(session, project.id)
+        if kind == "train" and (problem := fit_problem(project.task, params.get("method"), params.get("backbone"))):
+            raise UsageError(problem)
+        if kind == "analyze":
+            params["checkpoint_id"] = _checkpoint_of(session, project, params.get("checkpoint_id"))
         job_id = enqueue(session, kind, params, project_id=project.id, created_by=creator.id, dedupe=dedupe).id
         workers = alive_workers(session)
     print(f"queued {kind} job {job_id}")

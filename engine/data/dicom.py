@@ -117,7 +117,7 @@ def read_dicom(path: Path, strict: bool) -> list[DecodedImage]:
     out = []
     for k in range(frames):
         frame_meta = dict(meta, frame_index=k) if frames > 1 else dict(meta)
-        out.append(DecodedImage(arr[k], modality, window, frame_meta, patient))
+        out.append(DecodedImage(arr[k], modality, window, frame_meta, patient, from_dicom=True))
     return out
 
 

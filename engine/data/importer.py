@@ -17,8 +17,9 @@ import numpy as np
 from db.enums import LabelSource, Task
 from db.images import existing_hashes, insert_images, insert_import_labels, set_stored_paths
 from db.models import Project
+from db.patient_secret import patient_key_secret
 from db.projects import ProjectError, create_project, get_or_create_annotator, get_project, touch_project
-from db.settings import patient_key, patient_key_secret
+from db.settings import patient_key
 from db.store import Store
 from engine.data.io import content_hash, save_mask, save_original
 from engine.data.report import Duplicate, ImportReport
@@ -210,7 +211,8 @@ def _accept(item: SourceItem, project: Project, mapper: _LabelMapper, request: I
     row = {"project_id": project.id, "stored_path": "", "is_reference": False,
            "sha256": content_hash(pixels), "width": int(pixels.shape[1]), "height": int(pixels.shape[0]),
            "channels": 1 if pixels.ndim == 2 else int(pixels.shape[2]), "dtype": str(pixels.dtype),
-           "modality": image.modality, "split": split, "source_name": item.name,
+           "modality": image.modality, "split": split,
+           "source_name": "" if image.from_dicom else item.name,  # CONTRACTS §3: no DICOM file names
            "patient_key": patient_key(secret, item.group or image.patient_id),
            "window_center": window[0] if window else None, "window_width": window[1] if window else None,
            "meta": meta, "label_status": "unlabeled"}
@@ -238,7 +240,7 @@ def run_import(store: Store, request: ImportRequest,
     with store.sessions.begin() as session:
         project, created = _resolve_project(session, request, info, warnings)
         touch_project(session, project)
-        secret = patient_key_secret(session)
+        secret = patient_key_secret(session, store.config.home)
         known = existing_hashes(session, project.id)
     report = ImportReport(project=project.name, project_id=project.id, created_project=created,
                           warnings=warnings)

@@ -26,6 +26,7 @@ class DecodedImage:
     window: tuple[float, float] | None = None
     metadata: dict = field(default_factory=dict)
     patient_id: str | None = None
+    from_dicom: bool = False  # its source file name is never stored (CONTRACTS §3)
 
 
 def check_size(width: int, height: int) -> None:

@@ -15,6 +15,7 @@ from db.enums import Task
 from db.jobs import enqueue
 from db.models import Project
 from db.results import add_checkpoint
+from engine.core.catalog import SEGMENTATION_METHODS
 from engine.core.config import TrainConfig, replace
 from engine.jobs import register_handler
 from engine.jobs.context import JobCancelled, JobContext, JobInterrupted
@@ -58,7 +59,6 @@ class _Progress:
                      metrics={"curve": self.curve, "role": role, "score": name})
 
 
-SEGMENTATION_METHODS = ("seg_supervised", "seg_mean_teacher", "secl")
 DEFAULTS = {Task.SEGMENTATION: {"method": "secl", "backbone": "unet_small"},
             "classification": {"method": "src_mt", "backbone": "compact_cnn"}}
 
