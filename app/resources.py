@@ -5,10 +5,12 @@ import streamlit as st
 
 from db.config import StoreConfig
 from db.store import Store, open_store
+from engine.data.library_logs import route_library_logs
 
 
 @st.cache_resource
 def _open(config: StoreConfig) -> Store:
+    route_library_logs(config.logs_dir)  # uploads are decoded in this process: pydicom noise goes to logs/
     return open_store(config)
 
 

@@ -54,7 +54,8 @@ def _small_real_set(folder: Path) -> tuple[Path, Path]:
 def app_server(tmp_path, _isolated_home):
     port = _free_port()
     env = {**os.environ, "MEDSSL_HOME": str(_isolated_home), "MEDSSL_USER": ANNOTATOR,
-           "MEDSSL_AUTOSTART_WORKER": "1", "MEDSSL_WARM_UMAP": "0"}
+           "MEDSSL_AUTOSTART_WORKER": "1", "MEDSSL_WARM_UMAP": "0",
+           "MEDSSL_IMPORT_ROOTS": str(tmp_path)}  # the journey imports a server folder under tmp_path
     log = open(tmp_path / "streamlit.log", "wb")  # noqa: SIM115 -- closed below
     server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.port", str(port),
                                "--server.headless", "true"], cwd=REPO_ROOT, env=env, stdout=log,

@@ -9,7 +9,7 @@ import numpy as np
 from sqlalchemy import select
 
 from db.json_columns import dumps, finite
-from db.models import Checkpoint, Job, Project
+from db.models import Job, Project
 from engine.cli import main
 from tests.conftest import shared_file
 

@@ -7,7 +7,6 @@ import cv2
 import numpy as np
 import pytest
 from sqlalchemy import select
-from streamlit.testing.v1 import AppTest
 
 from app.text import html, md
 from db.config import StoreConfig

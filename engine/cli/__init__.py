@@ -5,8 +5,10 @@ import argparse
 import logging
 import sys
 
+from db.config import StoreConfig
 from engine.cli import bench_commands, data_commands, errors, job_commands, model_commands, train_commands
 from engine.cli.common import UsageError, common_parser
+from engine.data.library_logs import route_library_logs
 
 COMMAND_GROUPS = [data_commands, job_commands, train_commands, model_commands, bench_commands]
 
@@ -26,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    route_library_logs(StoreConfig.from_env(home=getattr(args, "home", None)).logs_dir)
     try:
         return int(args.handler(args) or 0)
     except UsageError as error:

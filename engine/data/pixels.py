@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 MAX_PIXELS = 100_000_000
-MAX_TOTAL_PIXELS = 10 * MAX_PIXELS  # all frames of one multi-frame DICOM together
+MAX_TOTAL_PIXELS = 250_000_000  # all frames of one file together (~1 GB as float32); checked from the header
 
 
 class ImageReadError(Exception):

@@ -17,7 +17,7 @@ import numpy as np
 from engine.data.csv_labels import read_csv
 from engine.data.io import DecodedImage, ImageReadError, peek_size, read_image, read_mask
 from engine.data.npz_source import iter_npz, npz_header
-from engine.data.source_types import (  # noqa: F401  (re-exported: the import pipeline's public types)
+from engine.data.source_types import (
     ESCAPES,
     FolderPlan,
     Label,
@@ -80,14 +80,14 @@ def _walk(root: Path, plan: FolderPlan) -> list[str]:
                 except (OSError, RuntimeError):  # a link loop
                     plan.rejected.append(Rejected(rel, "broken symbolic link"))
                     continue
+                if not target.exists():  # before the root check: a dangling link is broken, not an escape
+                    plan.rejected.append(Rejected(rel, "broken symbolic link"))
+                    continue
                 if not inside(target, root):
                     plan.rejected.append(Rejected(rel, ESCAPES))
                     continue
                 if target.is_dir():  # inside the root: its files are walked there, once
                     plan.ignored += 1
-                    continue
-                if not target.exists():
-                    plan.rejected.append(Rejected(rel, "broken symbolic link"))
                     continue
             if entry.is_dir(follow_symlinks=False):
                 visit(rel, Path(entry.path))
@@ -196,7 +196,10 @@ def _check_source(source: Path) -> Path:
     source = Path(source)
     if not source.exists():
         raise FileNotFoundError(f"source not found: {source}")
-    return source.resolve()
+    resolved = source.resolve()
+    if not (resolved.is_file() or resolved.is_dir()):  # /dev/zero, a FIFO, a socket: never read
+        raise SourceError(f"not a regular file or folder: {source}")
+    return resolved
 
 
 def inspect_source(source: Path, labels_csv: Path | None = None) -> SourceInfo:
