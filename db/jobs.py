@@ -79,9 +79,25 @@ def finish(session: Session, job_id: int, status: str, message: str | None = Non
 
 
 def requeue(session: Session, job_id: int, message: str) -> None:
-    """Put a running job back (graceful shutdown); it resumes from its last checkpoint."""
+    """Put a running job back (graceful shutdown); it resumes from its last checkpoint. Attempts count worker
+    deaths, so this start is not counted."""
     session.execute(update(Job).where(Job.id == job_id, Job.status == JobStatus.RUNNING.value)
-                    .values(status=JobStatus.QUEUED.value, worker_id=None, message=message))
+                    .values(status=JobStatus.QUEUED.value, worker_id=None, message=message,
+                            attempts=Job.attempts - 1))
+
+
+def retry(session: Session, job_id: int) -> Job:
+    """A failed or cancelled job goes back to the queue with fresh attempts; a train job resumes from its
+    last.pt, so a job that failed after its workers died keeps its progress."""
+    job = session.get(Job, job_id)
+    if job is None:
+        raise ValueError(f"no job {job_id}")
+    if job.status not in (JobStatus.FAILED.value, JobStatus.CANCELLED.value):
+        raise ValueError(f"job {job_id} is {job.status}: only failed or cancelled jobs are retried")
+    job.status, job.attempts, job.worker_id, job.cancel_requested = JobStatus.QUEUED.value, 0, None, False
+    job.error, job.finished_at, job.message = None, None, "retried: resumes from its last checkpoint"
+    session.flush()
+    return job
 
 
 def request_cancel(session: Session, job_id: int) -> str:
@@ -142,6 +158,8 @@ def requeue_stale(session: Session) -> list[int]:
             continue
         if job.attempts >= job.max_attempts:
             finish(session, job.id, JobStatus.FAILED.value,
+                   message=f"failed: worker died {job.attempts} times; `python -m engine retry --job {job.id}` "
+                           "resumes it from its last checkpoint",
                    error=f"worker died {job.attempts} times while running this job")
         else:
             job.status, job.worker_id = JobStatus.QUEUED.value, None

@@ -21,6 +21,11 @@ def add_checkpoint(session: Session, project_id: int, job_id: int | None, method
     return checkpoint
 
 
+def checkpoint_of_job(session: Session, job_id: int) -> Checkpoint | None:
+    """The checkpoint a train job already registered (a retry after a kill must not register it twice)."""
+    return session.scalars(select(Checkpoint).where(Checkpoint.job_id == job_id).order_by(Checkpoint.id)).first()
+
+
 def set_active(session: Session, checkpoint_id: int) -> Checkpoint:
     """Exactly one active checkpoint per project (rollback = activate an older one)."""
     checkpoint = session.get(Checkpoint, checkpoint_id)

@@ -6,6 +6,7 @@ A job that raises is marked failed with its traceback and the worker keeps servi
 """
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import signal
@@ -20,6 +21,7 @@ from db.retrain import maybe_enqueue_retrain
 from db.store import Store
 from engine.jobs import load_handlers
 from engine.jobs.context import JobCancelled, JobContext, JobInterrupted
+from engine.jobs.housekeeping import sqlite_file, tidy
 
 log = logging.getLogger("medssl.worker")
 HEARTBEAT_S = 2.0
@@ -30,11 +32,14 @@ class Worker:
         self.store, self.device, self.kinds = store, device, kinds
         self.stop_event = threading.Event()
         self.handlers = load_handlers()
+        tidy(store)
+        self.database_file = sqlite_file(store.config.db_url)
         with store.sessions.begin() as session:
             self.worker_id = register_worker(session, device).id
         self._beat_thread = threading.Thread(target=self._beat, name="medssl-heartbeat", daemon=True)
         self._beat_thread.start()
         self.current_job: int | None = None
+        self.database_lost = False
         if "analyze" in self.handlers and os.environ.get("MEDSSL_WARM_UMAP", "1") != "0":
             threading.Thread(target=_warm_umap, name="medssl-umap-warmup", daemon=True).start()
 
@@ -42,6 +47,12 @@ class Worker:
         from db.jobs import report_progress
 
         while not self.stop_event.wait(HEARTBEAT_S):
+            if self.database_file is not None and not self.database_file.exists():
+                log.error("the database file %s vanished: stopping (a new empty one would silently take its "
+                          "place)", self.database_file)
+                self.database_lost = True
+                self.stop_event.set()
+                return
             try:
                 with self.store.sessions.begin() as session:
                     beat_worker(session, self.worker_id)
@@ -91,18 +102,38 @@ class Worker:
             self.current_job = None
             return
         except Exception as exc:  # noqa: BLE001 -- any job error fails the job, never the worker
-            status, message, error = JobStatus.FAILED.value, f"failed: {exc}", traceback.format_exc()
+            status, message, error = JobStatus.FAILED.value, f"failed: {_reason(exc)}", traceback.format_exc()
             log.error("job %s failed: %s", ctx.job_id, exc)
-        with self.store.sessions.begin() as session:
-            finish(session, ctx.job_id, status, message=message, error=error)
+        self._finish(ctx.job_id, status, message, error)
         self.current_job = None
         log.info("job %s %s", ctx.job_id, status)
+
+    def _finish(self, job_id: int, status: str, message: str | None, error: str | None) -> None:
+        """Record the end, retrying while the database cannot be written (a full disk): a job left
+        `running` by a live worker would never be requeued."""
+        delay = 1.0
+        while True:
+            try:
+                with self.store.sessions.begin() as session:
+                    finish(session, job_id, status, message=message, error=error)
+                return
+            except Exception:  # OperationalError (disk full, lock), connection loss
+                if self.stop_event.is_set():
+                    raise
+                log.exception("cannot record the end of job %s yet; retrying in %.0f s", job_id, delay)
+                self.stop_event.wait(delay)
+                delay = min(delay * 2, 30.0)
 
     def serve(self, once: bool = False, max_idle_s: float = 5.0) -> None:
         """Run jobs until stopped; poll with exponential back-off while the queue is empty."""
         idle = 0.2
         while not self.stop_event.is_set():
-            if self.run_once():
+            try:
+                ran = self.run_once()
+            except Exception:  # a database hiccup (disk full, restart) must not end the worker
+                log.exception("claiming a job failed; retrying")
+                ran = False
+            if ran:
                 idle = 0.2
                 continue
             if once:
@@ -114,6 +145,13 @@ class Worker:
         self.stop_event.set()
         with self.store.sessions.begin() as session:
             stop_worker(session, self.worker_id)
+
+
+def _reason(exc: BaseException) -> str:
+    """The failure in words; a full disk says so and what to do."""
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return f"disk full ({exc.strerror}{': ' + exc.filename if exc.filename else ''}); free space and retry the job"
+    return str(exc) or type(exc).__name__
 
 
 def _warm_umap() -> None:

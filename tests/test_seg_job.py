@@ -25,7 +25,8 @@ def test_secl_job_trains_analyzes_and_proposes_masks(tmp_path, capsys, _isolated
                    shared_file("ph2_dermoscopy_seg_128/val.npz")):
         assert main(["import", "--project", "ph2", "--task", "segmentation", "--image-size", "64",
                      "--source", str(source)]) == 0
-    assert main(["train", "--project", "ph2", "--method", "supervised", "--wait"]) == 1   # wrong task: refused
+    # wrong task: refused before a job is queued (issue 12: was exit 1 after a queued job failed)
+    assert main(["train", "--project", "ph2", "--method", "supervised", "--wait"]) == 2
     assert main(["train", "--project", "ph2", "--epochs", "2", "--wait"]) == 0             # default: secl
     assert main(["analyze", "--project", "ph2", "--wait"]) == 0
     capsys.readouterr()

@@ -5,6 +5,7 @@ import argparse
 import getpass
 import os
 import sys
+from pathlib import Path
 
 from db.config import StoreConfig
 from db.store import Store, open_store
@@ -30,8 +31,13 @@ def common_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def store_from_args(args: argparse.Namespace) -> Store:
-    return open_store(StoreConfig.from_env(home=args.home, db=args.db))
+def store_from_args(args: argparse.Namespace, read: bool = False) -> Store:
+    """The store the options point at; a read command (`read=True`) never creates an SQLite database."""
+    config = StoreConfig.from_env(home=args.home, db=args.db)
+    if read and config.db_url.startswith("sqlite") and not Path(config.db_url.split("///", 1)[-1]).exists():
+        raise UsageError(f"no database at {config.db_url.split('///', 1)[-1]}: nothing was imported into this "
+                         "data folder yet (check --home / MEDSSL_HOME, or --db)")
+    return open_store(config)
 
 
 def project_or_usage_error(session, name: str):

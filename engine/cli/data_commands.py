@@ -108,7 +108,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    store = store_from_args(args)
+    store = store_from_args(args, read=True)
     with store.sessions.begin() as session:
         status = project_status(session, project_or_usage_error(session, args.project))
     if args.json:
@@ -129,7 +129,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    store = store_from_args(args)
+    store = store_from_args(args, read=True)
     with store.sessions.begin() as session:
         project = project_or_usage_error(session, args.project)
         if args.what == "model":

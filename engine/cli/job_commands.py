@@ -5,6 +5,7 @@ import argparse
 import json
 import logging
 import os
+import sys
 from pathlib import Path
 
 from sqlalchemy import select
@@ -36,6 +37,11 @@ def register(subparsers, parents) -> None:
     p.add_argument("--job", type=int, required=True)
     p.set_defaults(handler=cmd_cancel)
 
+    p = subparsers.add_parser("retry", parents=parents,
+                              help="requeue a failed or cancelled job (a train job resumes from its last checkpoint)")
+    p.add_argument("--job", type=int, required=True)
+    p.set_defaults(handler=cmd_retry)
+
 
 def _log_to_file(store) -> None:
     handler = logging.FileHandler(store.config.logs_dir / f"worker-{os.getpid()}.log")
@@ -59,6 +65,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
         worker.serve(once=args.once)
     finally:
         worker.close()
+    if worker.database_lost:
+        print(f"error: the database file {worker.database_file} vanished while the worker ran; it stopped "
+              "instead of writing to a deleted file", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -140,7 +150,7 @@ def _run_job_ranked(args: argparse.Namespace) -> int:
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
-    store = store_from_args(args)
+    store = store_from_args(args, read=True)
     with store.sessions.begin() as session:
         project = project_or_usage_error(session, args.project)
         jobs = [job_dict(j) for j in session.scalars(select(Job).where(Job.project_id == project.id)
@@ -162,4 +172,17 @@ def cmd_cancel(args: argparse.Namespace) -> int:
         except ValueError as error:
             raise UsageError(str(error)) from error
     print(f"job {args.job}: {status}" + (" (stops at its next step)" if status == "running" else ""))
+    return 0
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    from db.jobs import retry
+
+    store = store_from_args(args)
+    with store.sessions.begin() as session:
+        try:
+            job = retry(session, args.job)
+        except ValueError as error:
+            raise UsageError(str(error)) from error
+        print(f"job {job.id} ({job.kind}) queued again: {job.message}")
     return 0

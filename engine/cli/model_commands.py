@@ -44,7 +44,7 @@ def _project_id(session, name: str) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    store = store_from_args(args)
+    store = store_from_args(args, read=True)
     with store.sessions.begin() as session:
         rows = [_checkpoint_dict(c) for c in list_checkpoints(session, _project_id(session, args.project))]
     if args.json:
@@ -70,7 +70,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    store = store_from_args(args)
+    store = store_from_args(args, read=True)
     with store.sessions.begin() as session:
         project_id = _project_id(session, args.project)
         pair = [session.get(Checkpoint, i) for i in (args.first, args.second)]

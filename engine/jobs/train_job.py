@@ -14,7 +14,7 @@ from typing import Any
 from db.enums import Task
 from db.jobs import enqueue
 from db.models import Project
-from db.results import add_checkpoint
+from db.results import add_checkpoint, checkpoint_of_job
 from engine.core.catalog import SEGMENTATION_METHODS
 from engine.core.config import TrainConfig, replace
 from engine.jobs import register_handler
@@ -47,6 +47,12 @@ class _Progress:
         self._report(False, progress=info["step"] / max(info["planned_steps"], 1),
                      message=f"epoch {info['epoch']:.2f}, step {info['step']}/{info['planned_steps']}"
                              + (f", loss {float(loss):.4f}" if loss is not None else ""))
+
+    def on_resume(self, info: dict[str, Any]) -> None:
+        """The curve of the epochs before a crash comes back from the checkpoint's history."""
+        key = "val_dice" if any("val_dice" in h for h in info["history"]) else "val_auc"
+        self.curve = [{"epoch": round(h["epoch"], 3), "step": h["step"], "val_score": h.get(key),
+                       "seconds": round(h["seconds"], 1)} for h in info["history"]]
 
     def on_epoch_end(self, info: dict[str, Any]) -> None:
         role = info["role"]
@@ -118,11 +124,13 @@ def run_train_job(ctx: JobContext) -> str | None:
         raise RuntimeError(f"training finished but wrote no checkpoint file in {run_dir}")
     metrics = {"val": result.best_metrics, "role": result.selected_role, "epochs_run": result.epochs_run,
                "stopped": result.stopped, "train_seconds": round(result.train_seconds, 1)}
-    with store.sessions.begin() as session:
-        checkpoint = add_checkpoint(session, project.id, ctx.job_id, cfg.method, cfg.backbone,
-                                    Path(best).relative_to(store.config.home).as_posix(), cfg.to_dict(),
-                                    metrics, snap.labels_used, snap.label_hash)
-        enqueue(session, "analyze", {"checkpoint_id": checkpoint.id}, project_id=project.id, dedupe=True)
+    with store.sessions.begin() as session:  # idempotent by job id: a retry after a kill here adds nothing
+        checkpoint = checkpoint_of_job(session, ctx.job_id)
+        if checkpoint is None:
+            checkpoint = add_checkpoint(session, project.id, ctx.job_id, cfg.method, cfg.backbone,
+                                        Path(best).relative_to(store.config.home).as_posix(), cfg.to_dict(),
+                                        metrics, snap.labels_used, snap.label_hash)
+            enqueue(session, "analyze", {"checkpoint_id": checkpoint.id}, project_id=project.id, dedupe=True)
     key = "dice" if project.task == Task.SEGMENTATION else "auc"
     score = (result.best_metrics.get(result.selected_role) or {}).get(key)
     return (f"checkpoint {checkpoint.id}: {cfg.method}, val {key.upper() if key == 'auc' else key} {score}, "

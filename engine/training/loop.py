@@ -230,6 +230,7 @@ class _Trainer(PlanMixin, RunStateMixin):
     def run(self, resume: str | Path | None) -> TrainResult:
         if resume is not None:
             self._restore(resume)
+            self._emit("on_resume", {"history": list(self.history), "step": self.step})
         self.t0 = time.perf_counter() - self.seconds
         if resume is None and self.cfg.budget_minutes:
             self._calibrate()

@@ -1,0 +1,195 @@
+"""Faults lose nothing (issue 12): kills, SIGTERM requeues, retries, full disks, vanished databases, temp files."""
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
+
+import db.jobs as db_jobs
+from db.config import StoreConfig
+from db.jobs import claim_next, enqueue, register_worker, requeue, requeue_stale
+from db.models import Checkpoint, Image, Job, Worker, utcnow
+from db.store import open_store
+from engine.cli import main
+from engine.jobs.housekeeping import clean_orphan_images, clean_temp_files
+from tests.conftest import REPO_ROOT
+from tests.test_queue import handlers  # noqa: F401 - fixture
+from tests.test_train_job import _chest_slice, _import
+
+
+def test_sigterm_requeue_is_not_an_attempt_and_retry_resumes_a_failed_job(store, capsys) -> None:
+    from datetime import timedelta
+
+    with store.sessions.begin() as s:
+        worker_id = register_worker(s).id
+        job_id = enqueue(s, "noop", {}, max_attempts=1).id
+        claim_next(s, worker_id)
+        requeue(s, job_id, "requeued: worker stopped")
+        assert s.get(Job, job_id, populate_existing=True).attempts == 0  # a graceful stop is not a death
+        claim_next(s, worker_id)
+        s.execute(update(Worker).values(heartbeat_at=utcnow() - timedelta(minutes=10)))
+        requeue_stale(s)
+        job = s.get(Job, job_id, populate_existing=True)
+        assert job.status == "failed" and f"retry --job {job_id}" in job.message
+    db = ["--db", store.config.db_url]
+    assert main(["retry", "--job", str(job_id), *db]) == 0
+    with store.sessions.begin() as s:
+        job = s.get(Job, job_id)
+        assert (job.status, job.attempts, job.error) == ("queued", 0, None)
+    assert main(["retry", "--job", str(job_id), *db]) == 2      # queued: nothing to retry
+    assert main(["retry", "--job", "999", *db]) == 2
+    assert "only failed or cancelled" in capsys.readouterr().err
+
+
+def test_retried_train_job_registers_its_checkpoint_once(tmp_path: Path, _isolated_home: Path) -> None:
+    """Killed after registering its checkpoint but before finishing: the retry adds no second checkpoint
+    and no second analysis job."""
+    _import(*_chest_slice(tmp_path, 120, 40))
+    assert main(["train", "--project", "cx", "--method", "supervised", "--epochs", "1", "--wait"]) == 0
+    store = open_store(StoreConfig.from_env())
+    with store.sessions.begin() as s:
+        s.execute(update(Job).where(Job.id == 1).values(status="queued", finished_at=None))  # as if killed
+    from engine.worker import Worker
+
+    worker = Worker(store)
+    try:
+        assert worker.run_once(job_id=1)
+    finally:
+        worker.close()
+    with store.sessions.begin() as s:
+        assert s.get(Job, 1).status == "done"
+        assert len(s.scalars(select(Checkpoint)).all()) == 1
+        assert len(s.scalars(select(Job).where(Job.kind == "analyze")).all()) == 1
+    store.dispose()
+
+
+def test_resumed_run_keeps_the_pre_crash_curve() -> None:
+    from engine.core.config import TrainConfig
+    from engine.jobs.train_job import _Progress
+    from engine.loaders.datasets import ArrayData
+    from engine.training.loop import Cancelled, run_training
+
+    rng = np.random.default_rng(0)
+    data = ArrayData(rng.integers(0, 255, (40, 16, 16), dtype=np.uint8), np.tile([0, 1], 20), ("a", "b"),
+                     val_images=rng.integers(0, 255, (10, 16, 16), dtype=np.uint8), val_labels=np.tile([0, 1], 5))
+    cfg = TrainConfig(method="supervised", epochs=3, patience=None, num_threads=1)
+
+    class StopAfterFirstEpoch:
+        def on_epoch_end(self, info: dict) -> None:
+            raise Cancelled("killed")
+
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as run_dir:
+        with pytest.raises(Cancelled):
+            run_training(cfg, data, callbacks=[StopAfterFirstEpoch()], checkpoint_dir=run_dir)
+        progress = _Progress(ctx=None)
+        progress.ctx = type("Quiet", (), {"report": lambda self, **kw: None})()
+        run_training(cfg, data, callbacks=[progress], checkpoint_dir=run_dir, resume=Path(run_dir) / "last.pt")
+    assert [round(c["epoch"]) for c in progress.curve] == [1, 2, 3]  # epoch 1 came back from the checkpoint
+    assert all(c["val_score"] is not None for c in progress.curve)
+
+
+def test_full_disk_fails_the_job_with_its_reason_and_the_worker_keeps_serving(store, handlers,  # noqa: F811
+                                                                               monkeypatch) -> None:
+    from engine.worker import Worker
+
+    def full(ctx):
+        raise OSError(errno.ENOSPC, "No space left on device", "/data/checkpoints/p1/job1/last.pt")
+
+    handlers["full"], handlers["ok"] = full, (lambda ctx: "fine")
+    with store.sessions.begin() as s:
+        first, second = enqueue(s, "full", {}).id, enqueue(s, "ok", {}).id
+    real_finish, calls = db_jobs.finish, []
+
+    def flaky_finish(session, job_id, *args, **kwargs):  # the database cannot be written once, then can
+        calls.append(job_id)
+        if len(calls) == 1:
+            raise OperationalError("UPDATE job", {}, Exception("database or disk is full"))
+        return real_finish(session, job_id, *args, **kwargs)
+
+    monkeypatch.setattr("engine.worker.finish", flaky_finish)
+    worker = Worker(store)
+    try:
+        worker.serve(once=True)
+    finally:
+        worker.close()
+    with store.sessions.begin() as s:
+        failed, done = s.get(Job, first), s.get(Job, second)
+        assert failed.status == "failed" and "disk full" in failed.message and "retry" in failed.message
+        assert done.status == "done"
+
+
+def _age(path: Path, seconds: float = 7200) -> Path:
+    old = time.time() - seconds
+    os.utime(path, (old, old))
+    return path
+
+
+def test_abandoned_temp_files_and_orphan_images_are_cleaned(store, tmp_path: Path) -> None:
+    home = store.config.home
+    run = home / "checkpoints" / "p1" / "job1"
+    run.mkdir(parents=True)
+    stale = [run / ".last.pt.k2j3.tmp", home / "cache" / "p1_64.npy.tmp4242", home / "images" / ".3.png.ab12.tmp"]
+    for path in stale:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x")
+        _age(path)
+    fresh = run / ".best.pt.zz.tmp"
+    fresh.write_bytes(b"being written right now")
+    keep = run / "last.pt"
+    keep.write_bytes(b"checkpoint")
+    _age(keep)
+    with store.sessions.begin() as s:
+        from db.models import Project
+
+        project = Project(name="p", task="multiclass", classes=["a", "b"], image_size=16)
+        s.add(project)
+        s.flush()
+        image = Image(project_id=project.id, stored_path="", sha256="0" * 64, width=4, height=4, channels=1,
+                      dtype="uint8", split="train", source_name="x", meta={}, label_status="unlabeled")
+        s.add(image)
+        s.flush()
+        image_id = image.id
+    folder = home / "images" / "p1"
+    folder.mkdir(parents=True, exist_ok=True)
+    kept_image, orphan = folder / f"{image_id}.png", folder / f"{image_id + 100}.png"
+    for path in (kept_image, orphan):
+        path.write_bytes(b"png")
+        _age(path)
+    removed = clean_temp_files(home) + clean_orphan_images(store)
+    assert sorted(removed) == sorted([*stale, orphan])
+    assert fresh.exists() and keep.exists() and kept_image.exists()
+
+
+def test_worker_stops_when_its_database_file_vanishes(tmp_path: Path, _isolated_home: Path) -> None:
+    open_store(StoreConfig.from_env()).dispose()
+    database = _isolated_home / "medssl.db"
+    env = {**os.environ, "MEDSSL_HOME": str(_isolated_home)}
+    worker = subprocess.Popen([sys.executable, "-m", "engine", "worker"], cwd=REPO_ROOT, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(3)
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{database}{suffix}").unlink(missing_ok=True)
+        _, err = worker.communicate(timeout=30)
+    finally:
+        worker.kill()
+    assert worker.returncode == 1 and "vanished" in err
+    assert not database.exists()  # no new empty database took its place
+
+
+def test_read_commands_never_create_a_database(_isolated_home: Path, capsys) -> None:
+    for argv in (["status", "--project", "p"], ["jobs", "--project", "p"], ["models", "--project", "p"],
+                 ["export", "--project", "p", "--out", str(_isolated_home.parent / "x.csv")]):
+        assert main(argv) == 2
+        assert "no database" in capsys.readouterr().err
+    assert not (_isolated_home / "medssl.db").exists()
