@@ -46,3 +46,15 @@ def insert_import_labels(session: Session, rows: list[dict[str, Any]]) -> None:
 def resolve_path(home: Path, stored_path: str) -> Path:
     path = Path(stored_path)
     return path if path.is_absolute() else home / path
+
+
+def label_counts(session: Session, project_id: int, n_classes: int) -> list[int]:
+    """Images per class by their current label (a multi-label image counts once per class it carries)."""
+    counts = [0] * n_classes
+    values = session.scalars(select(Label.value).join(Image, Image.current_label_id == Label.id)
+                             .where(Image.project_id == project_id))
+    for value in values:
+        for index in value if isinstance(value, list) else [value]:
+            if isinstance(index, int) and 0 <= index < n_classes:
+                counts[index] += 1
+    return counts

@@ -44,3 +44,46 @@ def test_not_a_zip(tmp_path) -> None:
     (tmp_path / "x.zip").write_text("plain text")
     with pytest.raises(ArchiveError, match="not a valid zip"):
         safe_extract(tmp_path / "x.zip", tmp_path / "out")
+
+
+def test_zip_larger_than_the_free_disk_is_refused_before_writing(tmp_path, monkeypatch) -> None:
+    import engine.data.archive as archive_module
+
+    archive = tmp_path / "big.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("a/x.png", b"\0" * (4 * 2**20))  # 4 MiB of zeros, a few KB compressed
+    monkeypatch.setattr(archive_module, "_free_bytes", lambda folder: 2**20)  # 1 MiB free
+    with pytest.raises(ArchiveError, match="free here; nothing was imported"):
+        safe_extract(archive, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_disk_filling_up_while_unpacking_is_one_clear_error(tmp_path, monkeypatch) -> None:
+    import builtins
+    import errno as errno_module
+
+    import engine.data.archive as archive_module
+
+    archive = tmp_path / "x.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("a/x.png", b"data")
+    real_open = builtins.open
+
+    def full_open(path, mode="r", *args, **kwargs):
+        if "w" in mode and str(path).startswith(str(tmp_path / "out")):
+            raise OSError(errno_module.ENOSPC, "No space left on device")
+        return real_open(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(archive_module, "open", full_open, raising=False)
+    with pytest.raises(ArchiveError, match="disk filled up"):
+        safe_extract(archive, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_zip_of_one_folder_is_unwrapped(tmp_path) -> None:
+    archive = tmp_path / "myxr.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("myxr/normal/a.png", b"x")
+        zf.writestr("myxr/pneumonia/b.png", b"y")
+        zf.writestr("__MACOSX/myxr/._a.png", b"z")
+    assert safe_extract(archive, tmp_path / "out") == tmp_path / "out" / "myxr"

@@ -131,3 +131,15 @@ def test_library_tracebacks_go_to_logs_not_the_console(tmp_path: Path, capsys, _
     assert "Traceback" not in captured.err and "JPEG-lossy.dcm" in captured.out
     assert "could not decode DICOM pixel data" in captured.out
     assert "Traceback" in (_isolated_home / "logs" / "libraries.log").read_text()
+
+
+def test_a_class_only_one_image_carries_is_flagged_as_a_likely_typo(tmp_path: Path, capsys) -> None:
+    root = tmp_path / "src"
+    for i in range(24):
+        write_png(root / f"{i}.png", gradient(16, 16, scale=i + 1))
+    rows = ["file,label"] + [f"{i}.png,{'normal' if i % 2 else 'pneumonia'}" for i in range(23)] + ["23.png,pneumonai"]
+    (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
+    assert main(["import", "--project", "t", "--task", "multiclass", "--source", str(root),
+                 "--labels", str(tmp_path / "labels.csv")]) == 0
+    out = capsys.readouterr()
+    assert "'pneumonai' has only 1 of 24 labels" in out.out + out.err

@@ -5,6 +5,7 @@ message and changes nothing: validation runs before any row or file is written.
 """
 from __future__ import annotations
 
+import errno
 import tempfile
 from pathlib import Path
 
@@ -60,6 +61,11 @@ def _run(request: ImportRequest) -> None:
             report = run_import(get_store(), request)
     except (ImportUsageError, SourceMissingError) as error:
         st.error(f"Nothing imported: {md(error)}")
+        return
+    except OSError as error:  # a full disk mid-import: the finished batches stay, a re-run skips them
+        full = error.errno == errno.ENOSPC
+        st.error(("Import stopped: the disk is full. " if full else f"Import stopped: {md(error.strerror or error)}. ")
+                 + "Batches finished before this stay imported; free space and import again (duplicates are skipped).")
         return
     _show_report(report)
 

@@ -275,7 +275,21 @@ def run_import(store: Store, request: ImportRequest,
     _resolve_in_run_duplicates(store, project.id, unresolved)
     if created and report.imported == 0 and not report.duplicates:
         _drop_empty_project(store, project.id)
+    elif created and not request.classes and info.layout in ("csv", "csv_multilabel", "class_folders"):
+        report.warnings += _rare_class_warnings(store, project)
     return report
+
+
+def _rare_class_warnings(store: Store, project: Project) -> list[str]:
+    """Classes named by the source itself: one that almost nobody carries is likely a typo ('pneumonai')."""
+    from db.images import label_counts
+
+    with store.sessions.begin() as session:
+        counts = label_counts(session, project.id, len(project.classes))
+    total = sum(counts)
+    rare = [(name, n) for name, n in zip(project.classes, counts) if total >= 20 and n <= max(1, total // 100)]
+    return [f"class {name!r} has only {n} of {total} labels: a typo in the source? Re-import with --classes "
+            f"to fix the class list (a project's classes can be changed while it has no labels)" for name, n in rare]
 
 
 def _resolve_in_run_duplicates(store: Store, project_id: int, unresolved: list[tuple[Duplicate, str]]) -> None:
