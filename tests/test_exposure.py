@@ -81,3 +81,15 @@ def test_launcher_from_another_directory_listens_on_loopback_only(tmp_path: Path
     finally:
         os.killpg(proc.pid, 15)
         proc.wait(timeout=20)
+
+
+def test_repo_config_and_launcher_agree_on_the_user_facing_settings() -> None:
+    import tomllib
+
+    config = tomllib.loads((REPO_ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["address"] == "localhost" and config["browser"]["gatherUsageStats"] is False
+    assert config["client"] == {"showErrorDetails": "type", "toolbarMode": "viewer"}
+    launcher = (REPO_ROOT / "medssl").read_text()
+    for flag in ("--server.address=localhost", "--browser.gatherUsageStats=false", "--server.headless=true",
+                 "--client.showErrorDetails=type", "--client.toolbarMode=viewer"):
+        assert flag in launcher
