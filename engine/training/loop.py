@@ -248,6 +248,9 @@ class _Trainer(PlanMixin, RunStateMixin):
                     stopped = STOPS[distributed.decide_on_main(self._epoch_decision)]
                     if stopped != "completed":
                         break
+            if not self.history:  # the whole plan fit inside budget calibration (a tiny run): validate it once
+                distributed.sync_from_main_(self.method)
+                stopped = STOPS[distributed.decide_on_main(self._epoch_decision)]
         except Cancelled:
             if self.dir is not None and self.main:
                 save_checkpoint(self.dir / "last.pt", self._payload({}))

@@ -37,18 +37,23 @@ class PlanMixin:
                                     self.method.lr_restarts())
 
     def _calibrate(self) -> None:
-        """Budget mode: time 20 real steps, one probe per later phase and one validation, then fix the plan."""
+        """Budget mode: time up to 20 real steps, one probe per later phase and one validation, then fix the
+        plan. A small project whose epochs hold fewer steps than that calibrates on what it has (a 6-step
+        plan once crashed on the 7th calibration step) and never plans past its epochs."""
         budget, start = self.cfg.budget_minutes * 60.0, time.perf_counter()
-        provisional = self._fixed_total() if self.cfg.epochs else 10**6
+        cap = self._fixed_total() if self.cfg.epochs or self.cfg.max_steps else None
+        steps = max(1, min(CALIBRATION_STEPS, cap - 1)) if cap else CALIBRATION_STEPS
+        provisional = max(cap or 10**6, steps + 4)  # room for each later phase's 3 throwaway probe steps
         self._set_plan(provisional)
+        warm = steps // 4  # skip allocator/first-call warm-up
         tic = time.perf_counter()
-        for _ in range(CALIBRATION_STEPS):
+        for _ in range(steps):
             self._train_step()
-            if self.step == CALIBRATION_STEPS // 4:  # skip allocator/first-call warm-up
+            if self.step == warm:
                 tic = time.perf_counter()
-        costs = {self.method.phase_fractions()[0][0]: (time.perf_counter() - tic) / (CALIBRATION_STEPS * 3 // 4)}
+        costs = {self.method.phase_fractions()[0][0]: (time.perf_counter() - tic) / max(steps - warm, 1)}
         for name, frac in self.method.phase_fractions()[1:]:
-            costs[name] = self._probe(int(frac * provisional) + 1)
+            costs[name] = self._probe(min(int(frac * provisional) + 1, provisional - 3))
         tic = time.perf_counter()
         if self.main:  # DDP: the other ranks wait for rank 0's plan below
             self._evaluate()
@@ -56,9 +61,8 @@ class PlanMixin:
         fracs = self.method.phase_fractions() + [("end", 1.0)]
         per_step = sum((b[1] - a[1]) * costs[a[0]] for a, b in itertools.pairwise(fracs))
         left = budget - (time.perf_counter() - start)
-        total = int(left / (per_step + eval_cost / self.spe) * 0.97) + self.step
-        total = max(self.step + 1, min(total, self._fixed_total() if self.cfg.epochs else total,
-                                       self.cfg.max_steps or total))
+        total = max(self.step + 1, int(left / (per_step + eval_cost / self.spe) * 0.97) + self.step)
+        total = max(self.step, min(total, cap or total))
         total = distributed.broadcast_int(total)  # every rank follows rank 0's plan
         log.info("budget plan: %d steps (%.1f epochs); step costs %s s, eval %.2f s", total, total / self.spe,
                  {k: round(v, 4) for k, v in costs.items()}, eval_cost)
