@@ -15,7 +15,7 @@ from engine.loaders.samplers import TwoStreamSampler
 from engine.methods import SSLMethod
 from engine.training import distributed
 
-log = logging.getLogger("engine.training.loop")
+log = logging.getLogger("engine.train")
 
 
 class DDPRun:

@@ -236,7 +236,7 @@ class _Trainer(PlanMixin, RunStateMixin):
             self._calibrate()
         elif resume is None:
             self._set_plan(self._fixed_total())
-        stopped = "completed"
+        stopped, decided = "completed", False  # `decided` is the same on every DDP rank (history is rank 0's)
         try:
             while self.step < self.plan.total_steps:
                 out = self._train_step()
@@ -245,10 +245,10 @@ class _Trainer(PlanMixin, RunStateMixin):
                 distributed.decide_on_main(functools.partial(self._emit, "on_step", info))
                 if self.step % self.spe == 0 or self.step == self.plan.total_steps:
                     distributed.sync_from_main_(self.method)  # DDP: teacher, queues, BN stats as on rank 0
-                    stopped = STOPS[distributed.decide_on_main(self._epoch_decision)]
+                    stopped, decided = STOPS[distributed.decide_on_main(self._epoch_decision)], True
                     if stopped != "completed":
                         break
-            if not self.history:  # the whole plan fit inside budget calibration (a tiny run): validate it once
+            if not decided and not self.history:  # the plan fit inside budget calibration: validate it once
                 distributed.sync_from_main_(self.method)
                 stopped = STOPS[distributed.decide_on_main(self._epoch_decision)]
         except Cancelled:
