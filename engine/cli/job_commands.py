@@ -164,13 +164,18 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_cancel(args: argparse.Namespace) -> int:
+def _on_job(args: argparse.Namespace, action):
+    """Run `action(session, job_id)` in one transaction; its ValueError (no such job, wrong state) is a usage error."""
     store = store_from_args(args)
     with store.sessions.begin() as session:
         try:
-            status = request_cancel(session, args.job)
+            return action(session, args.job)
         except ValueError as error:
             raise UsageError(str(error)) from error
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    status = _on_job(args, request_cancel)
     print(f"job {args.job}: {status}" + (" (stops at its next step)" if status == "running" else ""))
     return 0
 
@@ -178,11 +183,6 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 def cmd_retry(args: argparse.Namespace) -> int:
     from db.jobs import retry
 
-    store = store_from_args(args)
-    with store.sessions.begin() as session:
-        try:
-            job = retry(session, args.job)
-        except ValueError as error:
-            raise UsageError(str(error)) from error
-        print(f"job {job.id} ({job.kind}) queued again: {job.message}")
+    job = _on_job(args, retry)  # the session keeps attributes after commit (expire_on_commit=False)
+    print(f"job {job.id} ({job.kind}) queued again: {job.message}")
     return 0
