@@ -209,3 +209,23 @@ def test_selection_lists_model_disagreements_first_and_bulk_labels_the_unlabeled
     assert not at.exception
     labeled = image_frame(1, 1, mapped_only=True).set_index("image_id")
     assert labeled.loc[[10, 11, 12, 13], "label"].tolist() == ["normal", "normal", "normal", "pneumonia"]
+
+
+def test_selection_with_no_unlabeled_case_does_not_crash(mapped_project) -> None:
+    """Issue 13 item 4: re-selecting an area just bulk-labeled raised KeyError: 'image_id'."""
+    from streamlit.testing.v1 import AppTest
+
+    def page() -> None:
+        from app import state
+        from app.queries import current_project, image_frame
+        from app.views.explore import _selection
+
+        state.put(state.PROJECT, 1)
+        state.put(state.ANNOTATOR, "dr_bulk")
+        _selection(image_frame(1, 1, mapped_only=True), current_project(), [20, 21, 22])
+
+    _label([20, 21, 22], 0)
+    at = AppTest.from_function(page, default_timeout=30).run()
+    assert not at.exception
+    assert at.subheader[0].value == "3 selected" and not at.warning
+    assert next(b for b in at.button if b.label.startswith("Label 0 unlabeled")).disabled

@@ -193,3 +193,9 @@ def test_read_commands_never_create_a_database(_isolated_home: Path, capsys) -> 
         assert main(argv) == 2
         assert "no database" in capsys.readouterr().err
     assert not (_isolated_home / "medssl.db").exists()
+
+
+def test_job_messages_show_metrics_with_four_decimals() -> None:
+    from engine.jobs.train_job import _fmt
+
+    assert _fmt(0.9876543210123) == "0.9877" and _fmt(None) == "–" and _fmt(float("nan")) == "–"

@@ -192,3 +192,19 @@ def test_label_page_accepts_a_mask_proposal_as_a_new_human_label(tmp_path) -> No
         assert np.array_equal(load_mask(store.config.home / human.mask_path), proposal)
         assert s.get(Image, image_id).label_status == "labeled"
     store.dispose()
+
+
+def test_label_caption_does_not_give_the_answer_away(tmp_path) -> None:
+    """Issue 13 item 11: the caption showed `…/NORMAL/…` before the case was answered."""
+    import cv2
+    import numpy as np
+
+    for name in ("NORMAL", "PNEUMONIA"):
+        (tmp_path / "src" / name).mkdir(parents=True)
+        cv2.imwrite(str(tmp_path / "src" / name / f"{name.lower()}_case.png"), np.full((20, 24), 9, np.uint8))
+    assert main(["import", "--project", "cx", "--task", "multiclass", "--source", str(tmp_path / "src"),
+                 "--unlabeled"]) == 0
+    at = _page_app("app.views.label").run()
+    caption = at.get("image")[0].captions[0]
+    assert caption.startswith("image ") and "24×20" in caption
+    assert "NORMAL" not in caption.upper().replace("ABNORMAL", "") and "case" not in caption

@@ -47,7 +47,7 @@ def _selection(frame: pd.DataFrame, project: Project, ids: list[int]) -> None:
     target = st.selectbox("bulk label the unlabeled ones as", project.classes)
     index = project.classes.index(target)
     unlabeled = chosen[chosen["status"].isin(["unlabeled", "uncertain"])]
-    disagree = unlabeled[[p != target for p in unlabeled["predicted"]]]
+    disagree = unlabeled[unlabeled["predicted"] != target]  # a boolean Series: an empty selection stays a frame
     if len(disagree):
         st.warning(f"The model disagrees with '{md(target)}' on {len(disagree)} of them (shown first): "
                    + ", ".join(map(str, disagree["image_id"].tolist()[:30])))

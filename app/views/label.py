@@ -90,11 +90,20 @@ def _show_image(store, image: Image, paint: PaintSetup | None = None) -> None:
         "zoom", ["fit", 256, 384, 512, 768, 1024], value="fit", help="fit = the width of this column")
     invert = controls[2].toggle("invert")
     view = render_pixels(pixels, window, invert)
-    caption = f"image {image.id} · {image.source_name} · {image.width}×{image.height} · {image.split}"
+    caption = case_caption(image)
     if paint is not None:
         paint_canvas(view, paint, zoom, caption)
         return
     st.image(view, width="stretch" if zoom == "fit" else zoom, caption=caption)
+
+
+def case_caption(image: Image) -> str:
+    """Id and size only while the case is open: a source path such as `train/NORMAL/…` gives the answer away
+    (anchoring). Once it has a label the name is shown too (it is always in the history and the exports)."""
+    caption = f"image {image.id} · {image.width}×{image.height}"
+    if image.label_status == "labeled" and image.source_name:
+        caption += f" · {image.source_name} · {image.split}"
+    return caption
 
 
 def _answer_buttons(project: Project) -> None:

@@ -31,7 +31,7 @@ class DataConfig:
 
     image_size: int | None = None  # None: train at the size of the uint8 cache
     labeled_batch: int = 16
-    unlabeled_ratio: float = 2.0  # unlabeled items per labeled item in an SSL batch (measured, see DECISIONS)
+    unlabeled_ratio: float = 2.0  # unlabeled items per labeled item in an SSL batch (DECISIONS: unlabeled ratio 2)
     epoch_definition: Literal["pool", "labeled"] = "pool"  # CONTRACTS §6: pool = labeled + unlabeled pass
     mean: float | tuple[float, ...] = 0.5  # scalar, or one value per channel (ImageNet stats for RGB)
     std: float | tuple[float, ...] = 0.25

@@ -8,6 +8,7 @@ worker run the job under torchrun with that many processes.
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,11 @@ from engine.training import distributed
 from engine.training.loop import Cancelled, run_training
 
 log = logging.getLogger("medssl.train_job")
+
+
+def _fmt(score: float | None) -> str:
+    """A metric in a job message: 4 decimals, or "–" when undefined (never a 17-digit float)."""
+    return "–" if score is None or math.isnan(score) else f"{score:.4f}"
 
 
 class _Progress:
@@ -61,10 +67,11 @@ class _Progress:
         self.curve.append({"epoch": round(info["epoch"], 3), "step": info["step"], "val_score": score,
                            "seconds": round(info["seconds"], 1)})
         self._report(True, progress=info["step"] / max(info["planned_steps"], 1),
-                     message=f"epoch {info['epoch']:.2f}: val {name} {score}",
+                     message=f"epoch {info['epoch']:.2f}: val {name} {_fmt(score)}",
                      metrics={"curve": self.curve, "role": role, "score": name})
 
 
+# Segmentation trains with the shared optimizer (Adam 1e-3, cosine), not SGD + poly (DECISIONS: SECL optimizer)
 DEFAULTS = {Task.SEGMENTATION: {"method": "secl", "backbone": "unet_small"},
             "classification": {"method": "src_mt", "backbone": "compact_cnn"}}
 
@@ -133,5 +140,5 @@ def run_train_job(ctx: JobContext) -> str | None:
             enqueue(session, "analyze", {"checkpoint_id": checkpoint.id}, project_id=project.id, dedupe=True)
     key = "dice" if project.task == Task.SEGMENTATION else "auc"
     score = (result.best_metrics.get(result.selected_role) or {}).get(key)
-    return (f"checkpoint {checkpoint.id}: {cfg.method}, val {key.upper() if key == 'auc' else key} {score}, "
+    return (f"checkpoint {checkpoint.id}: {cfg.method}, val {key.upper() if key == 'auc' else key} {_fmt(score)}, "
             f"{result.epochs_run:.1f} epochs ({result.stopped})")

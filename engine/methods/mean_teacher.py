@@ -20,14 +20,14 @@ from engine.methods.ramps import weight_schedule
 
 @dataclass(frozen=True)
 class MeanTeacherParams(BaseParams):
-    warmup_fraction: float = 0.3  # supervised-only steps first: cheap, and the teacher starts useful
+    warmup_fraction: float = 0.3  # supervised-only steps first (DECISIONS: supervised warm-up)
     ema_alpha: float = 0.99  # METHODS §8 (the CIFAR recipe's 0.97-0.99 range at this run length)
-    ema_warmup: Literal["mt", "tf", "none"] = "tf"  # see ema.ema_rate; paper configs use "mt"
+    ema_warmup: Literal["mt", "tf", "none"] = "tf"  # ema.ema_rate; paper configs "mt" (DECISIONS: EMA warm-up rule)
     ema_buffers: bool | None = None  # None: average BN buffers iff the teacher runs in eval mode (P5)
-    teacher_mode: Literal["eval", "train"] = "eval"  # eval: running stats, no dropout, inference_mode
+    teacher_mode: Literal["eval", "train"] = "eval"  # running stats, no dropout (DECISIONS: teacher in eval mode)
     consistency: Literal["mse", "kl"] = "mse"  # mean over samples and classes (P13)
     # METHODS §8 suggests 1 for the class-averaged probability MSE; measured on chest 64 px, 5 % labels, val
-    # AUC after 6 epochs: supervised 0.9838, lambda 1: 0.9860, 10: 0.9892, 30: 0.9887 (DECISIONS)
+    # AUC after 6 epochs: supervised 0.9838, lambda 1: 0.9860, 10: 0.9892, 30: 0.9887 (DECISIONS: λ_max = 10)
     lambda_max: float = 10.0
     rampup_fraction: float = 0.3  # sigmoid ramp over this fraction of the SSL phase
     # ...but never steeper than this many steps (capped by the SSL phase): a 24-step run with a 5-step ramp to
@@ -37,7 +37,7 @@ class MeanTeacherParams(BaseParams):
     ramp_kind: Literal["sigmoid", "linear"] = "sigmoid"
     ramp_per_epoch: bool = False  # MT/SRC-MT code advance the ramp by integer epochs
     gate_epochs: int | None = None  # SRC-MT code: no unsupervised term until this many epochs (P3)
-    student_view: Literal["strong", "weak"] = "strong"  # augmentation of the student's unlabeled view
+    student_view: Literal["strong", "weak"] = "strong"  # student's unlabeled view (DECISIONS: strong student view)
     consistency_on: Literal["all", "unlabeled"] = "all"  # MT: all N images; S2MTS2 code: unlabeled only
     weighted_consistency: bool = False  # SRC-MT ISIC code multiplies the MSE by the class weights (P2)
 

@@ -1,0 +1,27 @@
+"""Every "(DECISIONS: title)" a code comment cites names an entry of docs/DECISIONS.md (issue 11)."""
+from __future__ import annotations
+
+import re
+
+from tests.conftest import REPO_ROOT
+
+CITE = re.compile(r"DECISIONS(?::\s*([^)]+))?\)?")
+
+
+def _citations() -> list[tuple[str, str | None]]:
+    found = []
+    for folder in ("engine", "app", "db"):
+        for path in (REPO_ROOT / folder).rglob("*.py"):
+            for line in path.read_text().splitlines():
+                for match in CITE.finditer(line):
+                    found.append((f"{path.relative_to(REPO_ROOT)}: {line.strip()}", match.group(1)))
+    return found
+
+
+def test_every_decisions_citation_resolves_to_an_entry() -> None:
+    decisions = (REPO_ROOT / "docs" / "DECISIONS.md").read_text()
+    entries = {m.group(1).strip().rstrip(".").lower() for m in re.finditer(r"\*\*([^*]+)\*\*", decisions)}
+    citations = _citations()
+    assert citations, "no code cites DECISIONS: the defaults it explains lost their pointers"
+    unresolved = [where for where, title in citations if title is None or title.strip().lower() not in entries]
+    assert unresolved == []
