@@ -48,4 +48,15 @@ def test_secl_job_trains_analyzes_and_proposes_masks(tmp_path, capsys, _isolated
 
         evaluation = s.scalars(select(Checkpoint.metrics)).one()["evaluation"]
         assert 0.3 < evaluation["val"]["metrics"]["dice"] <= 1.0          # far above all-background (0)
+        worst = evaluation["val"]["worst"]
+        assert 1 <= len(worst) <= 6 and [w["dice"] for w in worst] == sorted(w["dice"] for w in worst)
+        assert len(evaluation["val"]["per_image"]["dice"]) == evaluation["val"]["n"]
     store.dispose()
+    # issue 13 item 3: Models & metrics crashed for every segmentation project (KeyError: 'roc')
+    from tests.test_views import _page_app
+
+    at = _page_app("app.views.models").run()
+    assert not at.exception
+    assert {m.label for m in at.metric} >= {"DICE", "Jaccard", "HD95", "ASD"}
+    assert at.get("plotly_chart") and any("Worst cases" in s.value for s in at.subheader)
+    assert len(at.get("image")[0].proto.imgs) == len(worst)

@@ -1,4 +1,4 @@
-"""Models & metrics: per-class AUC, ROC, confusion matrix, reliability for a checkpoint; compare two."""
+"""Models & metrics: per-class AUC, ROC, confusion matrix, reliability (Dice & co. for masks); compare two."""
 from __future__ import annotations
 
 import pandas as pd
@@ -7,6 +7,7 @@ import streamlit as st
 from app.queries import current_project
 from app.resources import get_store
 from app.text import md
+from app.views.models_seg import SEG_HEADLINE, show_seg_report
 from app.widgets.charts import confusion_figure, reliability_figure, roc_figure
 from db.results import flipped_predictions, list_checkpoints
 
@@ -39,7 +40,7 @@ def _show_report(report: dict, classes: list[str]) -> None:
     right.plotly_chart(reliability_figure(report["reliability"], metrics.get("ece")), width="stretch")
 
 
-def _compare(session, checkpoints, split: str) -> None:
+def _compare(session, checkpoints, split: str, headline: list[str]) -> None:
     st.subheader("Compare two checkpoints")
     ids = [c.id for c in checkpoints]
     cols = st.columns(2)
@@ -48,7 +49,7 @@ def _compare(session, checkpoints, split: str) -> None:
     by_id = {c.id: c for c in checkpoints}
     a, b = _report(by_id[first], split), _report(by_id[second], split)
     if a and b:
-        deltas = {k: (b["metrics"].get(k) or 0) - (a["metrics"].get(k) or 0) for k in HEADLINE}
+        deltas = {k: (b["metrics"].get(k) or 0) - (a["metrics"].get(k) or 0) for k in headline}
         st.dataframe(pd.DataFrame([deltas], index=[f"#{second} − #{first}"]), width="stretch")
     flips = flipped_predictions(session, first, second)
     st.caption(f"{len(flips)} predictions flipped between #{first} and #{second} (analyzed images only).")
@@ -80,6 +81,10 @@ def render() -> None:
         else:
             split = st.segmented_control("evaluated on", splits, default=splits[0]) or splits[0]
             st.caption("Selection used the val split only; test is reported, never selected on.")
-            _show_report(_report(chosen, split), list(project.classes))
+            if project.task == "segmentation":
+                show_seg_report(_report(chosen, split))
+            else:
+                _show_report(_report(chosen, split), list(project.classes))
         if len(checkpoints) > 1:
-            _compare(session, checkpoints, splits[0] if splits else "val")
+            _compare(session, checkpoints, splits[0] if splits else "val",
+                     SEG_HEADLINE if project.task == "segmentation" else HEADLINE)

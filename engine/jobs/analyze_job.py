@@ -114,7 +114,7 @@ def run_analyze_job(ctx: JobContext) -> str:
                             acquisition_rank=ranks, embeddings=embeddings, coords=coords,
                             projection_method=method, knn_indices=knn[0], knn_sims=knn[1])
     if task == "segmentation":
-        evaluation = seg_evaluation(store, ctx.project_id, ids, seg.masks, classes)
+        evaluation = seg_evaluation(store, ctx.project_id, ids, seg.masks, classes, checkpoint_id)
         write_proposals(store, ctx.project_id, checkpoint_id, ids, seg.masks)
     else:
         evaluation = _evaluate_splits(store, project_id=ctx.project_id, ids=ids, probs=probs, task=task)

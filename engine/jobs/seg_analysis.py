@@ -58,9 +58,13 @@ def write_proposals(store: Store, project_id: int, checkpoint_id: int, ids: np.n
     return len(rows)
 
 
+WORST_CASES = 6  # per split: the lowest-Dice images, with the model's mask kept for the overlay view
+
+
 def seg_evaluation(store: Store, project_id: int, ids: np.ndarray, masks: np.ndarray,
-                   classes: list[str]) -> dict:
-    """Dice/Jaccard/HD95/ASD of the evaluated model per labeled split (masks at the analysis size)."""
+                   classes: list[str], checkpoint_id: int | None = None) -> dict:
+    """Dice/Jaccard/HD95/ASD of the evaluated model per labeled split (masks at the analysis size), the
+    per-image Dice (for the histogram) and the worst cases with their predicted mask files (for overlays)."""
     with store.sessions.begin() as session:
         rows = session.execute(select(Image.id, Image.split, Label.mask_path).join(
             Label, Label.id == Image.current_label_id).where(Image.project_id == project_id,
@@ -69,11 +73,29 @@ def seg_evaluation(store: Store, project_id: int, ids: np.ndarray, masks: np.nda
     size = masks.shape[1:]
     report = {}
     for split in ("val", "test", "train"):
-        chosen = [(position[r.id], r.mask_path) for r in rows if r.split == split and r.id in position]
+        chosen = [(position[r.id], r.mask_path, int(r.id)) for r in rows if r.split == split and r.id in position]
         if not chosen:
             continue
         truth = np.stack([cv2.resize(load_mask(store.config.home / path), size[::-1], interpolation=cv2.INTER_NEAREST)
-                          for _, path in chosen]).astype(np.int64)
-        metrics = segmentation_metrics(masks[[n for n, _ in chosen]], truth, classes)
-        report[split] = {"n": len(chosen), "metrics": {k: v for k, v in metrics.items() if k != "per_image"}}
+                          for _, path, _ in chosen]).astype(np.int64)
+        predicted = masks[[n for n, _, _ in chosen]]
+        metrics = segmentation_metrics(predicted, truth, classes)
+        dice = metrics["per_image"]["dice"]
+        report[split] = {"n": len(chosen), "metrics": {k: v for k, v in metrics.items() if k != "per_image"},
+                         "per_image": {"image_id": [c[2] for c in chosen], "dice": dice},
+                         "worst": _worst_cases(store, project_id, checkpoint_id, split, chosen, predicted, dice)}
     return report
+
+
+def _worst_cases(store: Store, project_id: int, checkpoint_id: int | None, split: str, chosen: list,
+                 predicted: np.ndarray, dice: list[float]) -> list[dict]:
+    """The WORST_CASES lowest-Dice images of a split, each with its predicted mask saved as a PNG."""
+    order = [int(i) for i in np.argsort(np.nan_to_num(np.asarray(dice, dtype=np.float64), nan=2.0))
+             if not np.isnan(dice[i])]
+    folder = store.config.masks_dir / f"p{project_id}" / f"eval{checkpoint_id or 0}_{split}"
+    out = []
+    for i in order[:WORST_CASES]:
+        path = save_mask(predicted[i].astype(np.uint8), folder / str(chosen[i][2]))
+        out.append({"image_id": chosen[i][2], "dice": dice[i], "truth_mask": chosen[i][1],
+                    "predicted_mask": path.relative_to(store.config.home).as_posix()})
+    return out
