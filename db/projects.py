@@ -5,11 +5,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from db.enums import Task
-from db.models import Annotator, Project, utcnow
+from db.models import Annotator, Image, Project, utcnow
 
 
 class ProjectError(ValueError):
     """A usage error about projects (unknown name, duplicate name, bad task or classes)."""
+
+
+BACKGROUND = "background"
 
 
 def validate_classes(task: str, classes: list[str]) -> list[str]:
@@ -22,7 +25,24 @@ def validate_classes(task: str, classes: list[str]) -> list[str]:
         raise ProjectError(f"class names must be unique: {cleaned}")
     if task != Task.SEGMENTATION and len(cleaned) < 2:
         raise ProjectError("a classification project needs at least two classes")
+    if task == Task.SEGMENTATION and cleaned[0].lower() != BACKGROUND:
+        # mask value 0 is background: "lesion" alone means background + lesion (a mask with value 1 was
+        # once refused because the project had "1 mask class")
+        cleaned = [BACKGROUND, *(c for c in cleaned if c.lower() != BACKGROUND)]
     return cleaned
+
+
+def set_classes(session: Session, project: Project, classes: list[str]) -> list[str]:
+    """Edit the class list while no image of the project carries a label (after that, indices are data)."""
+    from db.models import Label
+
+    labeled = session.scalar(select(Label.id).join(Image, Image.id == Label.image_id)
+                             .where(Image.project_id == project.id).limit(1))
+    if labeled is not None:
+        raise ProjectError(f"project {project.name!r} already has labels: its classes can no longer change")
+    project.classes = validate_classes(project.task, classes)
+    session.flush()
+    return project.classes
 
 
 def get_project(session: Session, name: str) -> Project | None:

@@ -208,3 +208,36 @@ def test_label_caption_does_not_give_the_answer_away(tmp_path) -> None:
     caption = at.get("image")[0].captions[0]
     assert caption.startswith("image ") and "24×20" in caption
     assert "NORMAL" not in caption.upper().replace("ABNORMAL", "") and "case" not in caption
+
+
+def test_segmentation_classes_make_background_implicit_and_stay_editable_until_labeled(tmp_path) -> None:
+    """Issue 13 item 2: classes "lesion" rejected every mask ("mask has class value 1 ... 1 mask classes")."""
+    import numpy as np
+    from sqlalchemy import select
+
+    from db.config import StoreConfig
+    from db.models import Project
+    from db.store import open_store
+
+    at = _app().run()
+    next(t for t in at.text_input if t.label == "name").input("skin")
+    next(s for s in at.selectbox if s.label == "task").set_value("segmentation")
+    next(t for t in at.text_input if t.label.startswith("classes")).input("lesion")
+    next(b for b in at.button if b.label == "Create project").click().run()
+    assert not at.exception
+    editor = next(t for t in at.text_input if t.label == "classes")
+    assert editor.value == "background, lesion"
+    editor.input("background, lesion, hair")
+    next(b for b in at.button if b.label == "Save classes").click().run()
+    assert not at.exception
+    masks = np.zeros((2, 16, 16), np.uint8)
+    masks[:, 4:8, 4:8] = 1
+    images = np.full((2, 16, 16), 90, np.uint8)
+    np.savez(tmp_path / "train.npz", images=images + np.arange(2)[:, None, None], masks=masks)
+    assert main(["import", "--project", "skin", "--source", str(tmp_path / "train.npz")]) == 0
+    store = open_store(StoreConfig.from_env())
+    with store.sessions.begin() as s:
+        assert s.scalars(select(Project.classes)).one() == ["background", "lesion", "hair"]
+    store.dispose()
+    at = _app().run()  # labeled now: the class list is no longer offered for editing
+    assert not [t for t in at.text_input if t.label == "classes"]

@@ -15,7 +15,8 @@ import streamlit as st
 from app import state
 from app.resources import get_store
 from app.text import md
-from db.projects import ProjectError, create_project
+from db.models import Project
+from db.projects import ProjectError, create_project, set_classes
 from engine.data.archive import ArchiveError, safe_extract
 from engine.data.demo import HOW_TO_IMPORT, demo_folder, import_demo
 from engine.data.importer import ImportRequest, ImportUsageError, SourceMissingError, run_import
@@ -32,7 +33,10 @@ def create_form() -> None:
         name = cols[0].text_input("name")
         task = cols[1].selectbox("task", TASKS)
         classes = cols[2].text_input("classes (comma-separated; mask classes for segmentation)",
-                                     placeholder="normal, pneumonia")
+                                     placeholder="normal, pneumonia",
+                                     help="Segmentation: name the mask classes, e.g. `lesion`; background (mask "
+                                          "value 0) is added first when you leave it out. Classes can be edited "
+                                          "until the first label exists.")
         if st.form_submit_button("Create project"):
             names = [c.strip() for c in classes.split(",") if c.strip()]
             try:
@@ -44,6 +48,22 @@ def create_form() -> None:
                 return
             st.toast(f"created project {md(name)}")
             st.rerun()   # show the new project and its import form at once
+
+
+def classes_form(project_id: int, name: str, classes: list[str], task: str) -> None:
+    """Edit the class list of a project that has no label yet (after that, class indices are data)."""
+    with st.form(f"classes_{project_id}"):
+        text = st.text_input("classes", value=", ".join(classes), key=f"classes_text_{project_id}")
+        if st.form_submit_button("Save classes"):
+            try:
+                with get_store().sessions.begin() as session:
+                    saved = set_classes(session, session.get(Project, project_id),
+                                        [c.strip() for c in text.split(",") if c.strip()])
+            except ProjectError as error:
+                st.error(f"Not changed: {md(error)}")
+                return
+            st.toast(f"classes of {md(name)}: {md(', '.join(saved))}")
+            st.rerun()
 
 
 def _show_report(report: ImportReport) -> None:

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from app import state
 from app.resources import get_store
 from app.text import md
-from app.views.project_forms import create_form, demo_section, import_form
+from app.views.project_forms import classes_form, create_form, demo_section, import_form
 from db.models import Image, Label
 from db.projects import list_projects
 from db.status import project_status
@@ -55,6 +55,9 @@ def render() -> None:
                     st.progress(status["labeled"] / status["images"], text="label progress")
                 if project.task != "segmentation" and status["labeled"]:
                     st.bar_chart(class_balance(session, project), horizontal=True, height=160)
+                if not (status["labeled"] or status["uncertain"] or status["excluded"]):
+                    with st.expander("classes (editable until the first label)"):
+                        classes_form(project.id, project.name, list(project.classes), project.task)
                 active = status["checkpoints"]["active"]
                 if active:
                     st.caption(f"active model #{active['id']} ({active['method']}), trained on "

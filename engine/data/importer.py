@@ -18,7 +18,14 @@ from db.enums import LabelSource, Task
 from db.images import existing_hashes, insert_images, insert_import_labels, set_stored_paths
 from db.models import Project
 from db.patient_secret import patient_key_secret
-from db.projects import ProjectError, create_project, get_or_create_annotator, get_project, touch_project
+from db.projects import (
+    ProjectError,
+    create_project,
+    get_or_create_annotator,
+    get_project,
+    touch_project,
+    validate_classes,
+)
 from db.settings import patient_key
 from db.store import Store
 from engine.data.io import content_hash, save_mask, save_original
@@ -64,12 +71,19 @@ def _max_label(source: Path) -> int | None:
     return None
 
 
+def _classes(task: str, classes: list[str]) -> list[str]:
+    try:
+        return validate_classes(task, list(classes))
+    except ProjectError as error:
+        raise ImportUsageError(str(error)) from error
+
+
 def _resolve_project(session, request: ImportRequest, info, warnings: list[str]) -> tuple[Project, bool]:
     project = get_project(session, request.project)
     if project is not None:
         if request.task and request.task != project.task:
             raise ImportUsageError(f"project {project.name!r} is a {project.task} project, not {request.task}")
-        if request.classes and list(request.classes) != list(project.classes):
+        if request.classes and _classes(project.task, request.classes) != list(project.classes):
             raise ImportUsageError(f"project {project.name!r} has classes {project.classes}, "
                                    f"not {request.classes}")
         if (info.class_names and project.task != Task.SEGMENTATION and not request.classes
