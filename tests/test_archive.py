@@ -87,3 +87,25 @@ def test_a_zip_of_one_folder_is_unwrapped(tmp_path) -> None:
         zf.writestr("myxr/pneumonia/b.png", b"y")
         zf.writestr("__MACOSX/myxr/._a.png", b"z")
     assert safe_extract(archive, tmp_path / "out") == tmp_path / "out" / "myxr"
+
+
+def test_zip_of_one_folder_imports_its_class_folders_with_labels(tmp_path, capsys) -> None:
+    """Issue 13 item 5: `zip -r x.zip myxr/` around normal/, pneumonia/ imported 0 labels under a green banner."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from engine.cli import main
+
+    archive = tmp_path / "myxr.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for i, folder in enumerate(("normal", "pneumonia", "normal", "pneumonia")):
+            buffer = io.BytesIO()
+            Image.fromarray(np.full((16, 16), 40 * i + 5, np.uint8)).save(buffer, format="PNG")
+            zf.writestr(f"myxr/{folder}/{i}.png", buffer.getvalue())
+        zf.writestr("myxr/notes.txt", "reader notes")
+    source = safe_extract(archive, tmp_path / "out")
+    assert main(["import", "--project", "z", "--task", "multiclass", "--source", str(source)]) == 0
+    out = capsys.readouterr().out
+    assert "imported 4 images (4 labels)" in out and "no labels found" not in out

@@ -81,7 +81,9 @@ def test_folder_import_from_the_app_reports_rejected_files(tmp_path, monkeypatch
     next(t for t in at.text_input if t.label == "folder or file on this machine").input(str(folder))
     next(b for b in at.button if b.label == "Import folder").click().run()
     assert not at.exception
-    assert any("imported 1 images" in s.value for s in at.success)
+    # unlabeled images in a classification project: a warning banner, not a green one (issue 13 item 5)
+    assert any("imported 1 images" in s.value for s in at.warning) and not at.success
+    assert any("no labels found" in i.value for i in at.info)
     table = at.dataframe[0].value
     assert table["file"].tolist() == ["fake.png"] and "not an image" in table["reason"].iloc[0]
 

@@ -67,7 +67,8 @@ def classes_form(project_id: int, name: str, classes: list[str], task: str) -> N
 
 
 def _show_report(report: ImportReport) -> None:
-    (st.success if report.imported else st.warning)(md(report.summary().splitlines()[0]))
+    good = report.imported and not report.warnings  # a warning (e.g. no labels found) is never a green banner
+    (st.success if good else st.warning)(md(report.summary().splitlines()[0]))
     if report.rejected:
         st.dataframe(pd.DataFrame([{"file": r.name, "reason": r.reason} for r in report.rejected]),
                      hide_index=True, width="stretch")

@@ -291,6 +291,10 @@ def run_import(store: Store, request: ImportRequest,
         _drop_empty_project(store, project.id)
     elif created and not request.classes and info.layout in ("csv", "csv_multilabel", "class_folders"):
         report.warnings += _rare_class_warnings(store, project)
+    if report.imported and not report.labels and not request.unlabeled and project.task != Task.SEGMENTATION:
+        report.warnings.append(f"no labels found: the {report.imported} images were imported unlabeled. For labels, "
+                               "give one folder per class (normal/…, pneumonia/…) or a CSV with --labels "
+                               "(or choose 'import without labels' to silence this)")
     return report
 
 

@@ -43,6 +43,10 @@ class ImportReport:
         if differing:
             lines.append(f"  {len(differing)} duplicates carry a different label than the image they duplicate:")
             lines += [f"    {d.name} duplicates image {d.duplicate_of}" for d in differing[:20]]
+        same = [d for d in self.duplicates if not d.label_differs]
+        lines += [f"  duplicate {d.name} = image {d.duplicate_of}" for d in same[:20]]
+        if len(same) > 20:
+            lines.append(f"  … and {len(same) - 20} more duplicates")
         lines += [f"  rejected {r.name}: {r.reason}" for r in self.rejected]
         lines += [f"  warning: {w}" for w in self.warnings]
         return "\n".join(lines)
