@@ -146,8 +146,9 @@ def test_train_page_enqueues_a_job_and_lists_it(tmp_path) -> None:
 
     assert not _page_app("app.views.train").run().exception      # empty state
     folder = tmp_path / "imgs"
-    folder.mkdir()
-    cv2.imwrite(str(folder / "a.png"), np.full((16, 16), 5, np.uint8))
+    for i, name in enumerate("aabb"):  # two labeled images per class: the least training accepts
+        (folder / name).mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(folder / name / f"{i}.png"), np.full((16, 16), 5 + 20 * i, np.uint8))
     assert main(["import", "--project", "cx", "--task", "multiclass", "--classes", "a,b", "--source",
                  str(folder)]) == 0
     at = _page_app("app.views.train").run()
@@ -243,3 +244,30 @@ def test_segmentation_classes_make_background_implicit_and_stay_editable_until_l
     store.dispose()
     at = _app().run()  # labeled now: the class list is no longer offered for editing
     assert not [t for t in at.text_input if t.label == "classes"]
+
+
+def test_training_is_refused_while_a_class_has_fewer_than_two_labels(tmp_path, capsys) -> None:
+    """Issue 13 item 6: a one-class project trained into a useless model (val AUC 0.398) without a word."""
+    import cv2
+    import numpy as np
+    from sqlalchemy import select
+
+    from db.config import StoreConfig
+    from db.models import Job
+    from db.store import open_store
+
+    for i in range(3):
+        (tmp_path / "src" / "normal").mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(tmp_path / "src" / "normal" / f"{i}.png"), np.full((16, 16), 9 + 30 * i, np.uint8))
+    assert main(["import", "--project", "cx", "--task", "multiclass", "--classes", "normal,pneumonia",
+                 "--source", str(tmp_path / "src")]) == 0
+    capsys.readouterr()
+    assert main(["train", "--project", "cx"]) == 2
+    assert "'pneumonia' (0)" in capsys.readouterr().err
+    at = _page_app("app.views.train").run()
+    at.button[0].click().run()
+    assert not at.exception and any("Not started" in e.value and "pneumonia" in e.value for e in at.error)
+    store = open_store(StoreConfig.from_env())
+    with store.sessions.begin() as s:
+        assert s.scalars(select(Job)).all() == []
+    store.dispose()

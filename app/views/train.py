@@ -12,6 +12,7 @@ from app.text import md
 from db.jobs import enqueue, job_dict, request_cancel
 from db.models import Job, Project
 from db.projects import get_or_create_annotator
+from db.readiness import training_readiness
 from db.results import list_checkpoints, set_active
 
 CLASSIFICATION_METHODS = {"SRC-MT (relation-driven mean teacher)": "src_mt", "Mean Teacher": "mean_teacher",
@@ -40,8 +41,14 @@ def _enqueue_form(project: Project) -> None:
             if budget:
                 params["budget_minutes"] = float(budget)
             with get_store().sessions.begin() as session:
+                readiness = training_readiness(session, session.get(Project, project.id))
+                if not readiness.ready:
+                    st.error("Not started: " + md("; ".join(readiness.problems)))
+                    return
                 creator = get_or_create_annotator(session, state.get(state.ANNOTATOR) or state.default_annotator())
                 job = enqueue(session, "train", params, project_id=project.id, created_by=creator.id)
+            for warning in readiness.warnings:
+                st.warning(md(warning))
             st.toast(f"queued train job {job.id}")
 
 

@@ -7,6 +7,7 @@ import sys
 from db.jobs import enqueue
 from db.models import Checkpoint
 from db.projects import get_or_create_annotator, touch_project
+from db.readiness import training_readiness
 from db.results import active_checkpoint_id
 from db.status import alive_workers
 from engine.cli import ranges
@@ -87,6 +88,12 @@ def _enqueue(args: argparse.Namespace, kind: str, params: dict, dedupe: bool = F
         params = {k: v for k, v in params.items() if v is not None}
         if kind == "train" and (problem := fit_problem(project.task, params.get("method"), params.get("backbone"))):
             raise UsageError(problem)
+        if kind == "train":
+            readiness = training_readiness(session, project)
+            if not readiness.ready:
+                raise UsageError("; ".join(readiness.problems))
+            for warning in readiness.warnings:
+                print(f"warning: {warning}", file=sys.stderr)
         if kind == "analyze":
             params["checkpoint_id"] = _checkpoint_of(session, project, params.get("checkpoint_id"))
         job_id = enqueue(session, kind, params, project_id=project.id, created_by=creator.id, dedupe=dedupe).id

@@ -15,6 +15,7 @@ from typing import Any
 from db.enums import Task
 from db.jobs import enqueue
 from db.models import Project
+from db.readiness import training_readiness
 from db.results import add_checkpoint, checkpoint_of_job
 from engine.core.catalog import SEGMENTATION_METHODS
 from engine.core.config import TrainConfig, replace
@@ -76,6 +77,13 @@ DEFAULTS = {Task.SEGMENTATION: {"method": "secl", "backbone": "unet_small"},
             "classification": {"method": "src_mt", "backbone": "compact_cnn"}}
 
 
+def _not_ready(store, project: Project) -> str | None:
+    """Why this project cannot be trained yet (jobs queued before the labels changed are refused too)."""
+    with store.sessions.begin() as session:
+        readiness = training_readiness(session, session.get(Project, project.id))
+    return "; ".join(readiness.problems) or None
+
+
 def build_config(params: dict[str, Any], task: str) -> TrainConfig:
     """Job params -> TrainConfig, with task-appropriate defaults; a method for the wrong task is refused."""
     defaults = DEFAULTS[Task.SEGMENTATION if task == Task.SEGMENTATION else "classification"]
@@ -109,6 +117,9 @@ def run_train_job(ctx: JobContext) -> str | None:
     snap = shared_snapshot(store, project, size)
     if snap.labels_used == 0:
         raise ValueError("no labeled images yet: label some cases (or import labels) before training")
+    problem = distributed.run_on_main(lambda: _not_ready(store, project))  # rank 0 asks, every rank obeys
+    if problem:
+        raise ValueError(problem)
     data = ArrayData(images=snap.images, labels=snap.labels, class_names=tuple(project.classes),
                      task=project.task, labeled_mask=snap.labeled_mask, groups=snap.groups,
                      val_images=snap.val_images, val_labels=snap.val_labels)
