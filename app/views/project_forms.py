@@ -33,10 +33,9 @@ def create_form() -> None:
         name = cols[0].text_input("name")
         task = cols[1].selectbox("task", TASKS)
         classes = cols[2].text_input("classes (comma-separated; mask classes for segmentation)",
-                                     placeholder="normal, pneumonia",
-                                     help="Segmentation: name the mask classes, e.g. `lesion`; background (mask "
-                                          "value 0) is added first when you leave it out. Classes can be edited "
-                                          "until the first label exists.")
+                                     placeholder="normal, pneumonia")
+        st.caption("Segmentation: name the mask classes, e.g. `lesion`; background (mask value 0) is added first "
+                   "when you leave it out. Classes can be edited until the first label exists.")
         if st.form_submit_button("Create project"):
             names = [c.strip() for c in classes.split(",") if c.strip()]
             try:

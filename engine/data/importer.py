@@ -28,6 +28,7 @@ from db.projects import (
 )
 from db.settings import patient_key
 from db.store import Store
+from engine.data.import_labels import LabelMapper, no_label_warning, rare_class_warnings
 from engine.data.io import content_hash, save_mask, save_original
 from engine.data.report import Duplicate, ImportReport
 from engine.data.roots import OutsideRootsError, check_inside
@@ -110,46 +111,6 @@ def _resolve_project(session, request: ImportRequest, info, warnings: list[str])
         raise ImportUsageError(str(error)) from error
 
 
-class _LabelMapper:
-    """Turns raw labels (names, indices, lists) into the stored value, or a rejection reason."""
-
-    def __init__(self, project: Project, source_classes: list[str] | None):
-        self.task = project.task
-        self.classes = list(project.classes)
-        self.index = {name: i for i, name in enumerate(self.classes)}
-        self.source_classes = source_classes
-
-    def image_label_name(self, raw: Any) -> str | None:
-        """Segmentation projects keep image-level labels (e.g. PH2 diagnosis) as metadata."""
-        if raw is None:
-            return None
-        if isinstance(raw, (int, np.integer)) and self.source_classes and 0 <= int(raw) < len(self.source_classes):
-            return self.source_classes[int(raw)]
-        return str(raw)
-
-    def _one(self, raw: Any) -> int:
-        if isinstance(raw, (int, np.integer)):
-            if not 0 <= int(raw) < len(self.classes):
-                raise ValueError(f"label index {int(raw)} outside 0..{len(self.classes) - 1}")
-            return int(raw)
-        name = str(raw).strip()
-        if name not in self.index:
-            raise ValueError(f"unknown class {name!r} (project classes: {', '.join(self.classes)})")
-        return self.index[name]
-
-    def value(self, raw: Any) -> Any:
-        if raw is None:
-            return None
-        if self.task == Task.MULTILABEL:
-            items = raw if isinstance(raw, (list, tuple)) else [raw]
-            return sorted({self._one(r) for r in items})
-        if isinstance(raw, (list, tuple)):
-            if len(raw) != 1:
-                raise ValueError(f"multiclass project but the source gives {len(raw)} classes for one image")
-            raw = raw[0]
-        return self._one(raw)
-
-
 @dataclass
 class _Pending:
     row: dict[str, Any]
@@ -202,7 +163,7 @@ class _BatchWriter:
         self.report.labels += len(label_rows)
 
 
-def _accept(item: SourceItem, project: Project, mapper: _LabelMapper, request: ImportRequest,
+def _accept(item: SourceItem, project: Project, mapper: LabelMapper, request: ImportRequest,
             split: str, secret: bytes) -> _Pending:
     """Build the Image row and stored label value for one item; raises ValueError with a reason."""
     image = item.image
@@ -258,7 +219,7 @@ def run_import(store: Store, request: ImportRequest,
         known = existing_hashes(session, project.id)
     report = ImportReport(project=project.name, project_id=project.id, created_project=created,
                           warnings=warnings)
-    mapper = _LabelMapper(project, info.class_names)
+    mapper = LabelMapper(project, info.class_names)
     split = request.split or info.split or "train"
     writer = _BatchWriter(store, project, request, report)
     seen = 0
@@ -290,24 +251,9 @@ def run_import(store: Store, request: ImportRequest,
     if created and report.imported == 0 and not report.duplicates:
         _drop_empty_project(store, project.id)
     elif created and not request.classes and info.layout in ("csv", "csv_multilabel", "class_folders"):
-        report.warnings += _rare_class_warnings(store, project)
-    if report.imported and not report.labels and not request.unlabeled and project.task != Task.SEGMENTATION:
-        report.warnings.append(f"no labels found: the {report.imported} images were imported unlabeled. For labels, "
-                               "give one folder per class (normal/…, pneumonia/…) or a CSV with --labels "
-                               "(or choose 'import without labels' to silence this)")
+        report.warnings += rare_class_warnings(store, project)
+    report.warnings += no_label_warning(report, request, project)
     return report
-
-
-def _rare_class_warnings(store: Store, project: Project) -> list[str]:
-    """Classes named by the source itself: one that almost nobody carries is likely a typo ('pneumonai')."""
-    from db.images import label_counts
-
-    with store.sessions.begin() as session:
-        counts = label_counts(session, project.id, len(project.classes))
-    total = sum(counts)
-    rare = [(name, n) for name, n in zip(project.classes, counts) if total >= 20 and n <= max(1, total // 100)]
-    return [f"class {name!r} has only {n} of {total} labels: a typo in the source? Re-import with --classes "
-            f"to fix the class list (a project's classes can be changed while it has no labels)" for name, n in rare]
 
 
 def _resolve_in_run_duplicates(store: Store, project_id: int, unresolved: list[tuple[Duplicate, str]]) -> None:
