@@ -12,24 +12,33 @@ from app import state
 from app.exposure import current_problem
 from app.navigation import pages
 from app.resources import get_store
+from app.url_state import last_project, remember_project, show_project, url_project
 from app.worker_control import ensure_worker
 from db.projects import list_projects
 
 
 def sidebar() -> None:
-    """Project switcher (most recently used first) and the annotator name every label carries."""
+    """Project switcher (the URL's project, else this annotator's last one, else the most recently used) and
+    the annotator name every label carries."""
+    name = st.sidebar.text_input("annotator", value=state.get(state.ANNOTATOR) or state.default_annotator())
+    annotator = name.strip() or state.default_annotator()
+    state.put(state.ANNOTATOR, annotator)
     with get_store().sessions.begin() as session:
         choices = {p.id: p.name for p in list_projects(session)}
-    if choices:
         current = state.get(state.PROJECT)
+        if current not in choices:
+            current = next((c for c in (url_project(), last_project(session, annotator)) if c in choices), None)
+    if choices:
         ids = list(choices)
         index = ids.index(current) if current in choices else 0
         picked = st.sidebar.selectbox("project", ids, index=index, format_func=choices.get)
-        if picked != current:
-            state.drop(state.CURRENT_IMAGE)
+        if picked != state.get(state.PROJECT):
+            if state.get(state.PROJECT) is not None:
+                state.drop(state.CURRENT_IMAGE)
+            with get_store().sessions.begin() as session:
+                remember_project(session, annotator, picked)
         state.put(state.PROJECT, picked)
-    name = st.sidebar.text_input("annotator", value=state.get(state.ANNOTATOR) or state.default_annotator())
-    state.put(state.ANNOTATOR, name.strip() or state.default_annotator())
+        show_project(picked)
     st.sidebar.caption(ensure_worker(get_store()))
     st.sidebar.caption("Research use only — not for clinical diagnosis.")
 

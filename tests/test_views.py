@@ -271,3 +271,27 @@ def test_training_is_refused_while_a_class_has_fewer_than_two_labels(tmp_path, c
     with store.sessions.begin() as s:
         assert s.scalars(select(Job)).all() == []
     store.dispose()
+
+
+def test_the_url_carries_project_and_case_and_a_fresh_visit_reopens_the_annotators_project(tmp_path) -> None:
+    """Issue 13 item 9: a reload switched to the most recently created project."""
+    import cv2
+    import numpy as np
+
+    for project in ("first", "second"):
+        folder = tmp_path / project
+        folder.mkdir()
+        for i in range(3):
+            cv2.imwrite(str(folder / f"{i}.png"), np.full((16, 16), 10 * i + len(project), np.uint8))
+        assert main(["import", "--project", project, "--task", "multiclass", "--classes", "a,b",
+                     "--source", str(folder)]) == 0
+    at = _app()
+    at.query_params["project"] = "1"
+    at.run()
+    assert not at.exception and at.sidebar.selectbox[0].value == 1 and at.query_params["project"] in ("1", ["1"])
+    fresh = _app().run()  # no URL: this annotator's last project, not the newest one
+    assert fresh.sidebar.selectbox[0].value == 1
+    label = _page_app("app.views.label")  # opens the most recently used project: "second", images 4-6
+    label.query_params["image"] = "5"
+    label.run()
+    assert label.get("image")[0].captions[0].startswith("image 5 ") and label.query_params["image"] in ("5", ["5"])

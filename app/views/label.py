@@ -11,6 +11,7 @@ from app import state
 from app.queries import current_project
 from app.resources import get_store
 from app.text import md
+from app.url_state import show_image, url_image
 from app.views.label_canvas import PaintSetup, paint_canvas, paint_controls
 from app.widgets.image import load_display, window_range
 from app.widgets.image import render as render_pixels
@@ -62,6 +63,8 @@ def _undo() -> None:
 
 def _pick_image(session, project: Project, annotator_id: int, checkpoint_id: int | None) -> Image | None:
     image_id = state.get(state.CURRENT_IMAGE)
+    if image_id is None and url_image() is not None:  # a link or a reload: open the case it names
+        image_id = url_image()
     image = session.get(Image, image_id) if image_id else None
     pinned = state.get(state.PINNED_QUEUE) or []
     while (image is None or image.project_id != project.id or image.label_status not in QUEUE_STATUSES) and pinned:
@@ -73,6 +76,7 @@ def _pick_image(session, project: Project, annotator_id: int, checkpoint_id: int
         image_id = next_to_label(session, project.id, annotator_id, checkpoint_id, state.session_start())
         image = session.get(Image, image_id) if image_id else None
         state.put(state.CURRENT_IMAGE, image_id)
+    show_image(image.id if image is not None else None)
     return image
 
 
