@@ -18,6 +18,7 @@ COMMENT = "label.comment"
 PAINT_ERASE = "label.paint_erase"     # True while the mask brush erases
 CANVAS_NONCE = "label.canvas_nonce"   # bumped by "Clear strokes": a new canvas key drops unsaved strokes
 CANVAS_KEY = "label.canvas_key"       # the key of the canvas now shown (its value holds the strokes)
+URL_READ = "label.url_read"           # the URL's case was offered once this session (later saves move on)
 
 
 def start_key(image_id: int) -> str:

@@ -180,7 +180,7 @@ def _explore_click_and_box_select(page, shots: Path) -> None:
     image_id = page.locator("[data-testid='stImageCaption']").first.inner_text().split()[-1]
     page.screenshot(path=str(shots / "4b-explore-click.png"))
     page.get_by_role("button", name="Open in Label").click()
-    page.wait_for_url("**/label")
+    page.wait_for_url(re.compile(r"/label(\?.*)?$"))  # the URL now carries ?project=…&image=…
     expect(page.locator("[data-testid='stImageCaption']").first).to_contain_text(f"image {image_id} ")
 
     page.locator("[data-testid='stSidebarNav'] a[href$='/explore']").click()

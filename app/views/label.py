@@ -63,8 +63,9 @@ def _undo() -> None:
 
 def _pick_image(session, project: Project, annotator_id: int, checkpoint_id: int | None) -> Image | None:
     image_id = state.get(state.CURRENT_IMAGE)
-    if image_id is None and url_image() is not None:  # a link or a reload: open the case it names
+    if image_id is None and not state.get(state.URL_READ):  # a link or a reload: open the case it names, once
         image_id = url_image()
+    state.put(state.URL_READ, True)
     image = session.get(Image, image_id) if image_id else None
     pinned = state.get(state.PINNED_QUEUE) or []
     while (image is None or image.project_id != project.id or image.label_status not in QUEUE_STATUSES) and pinned:
