@@ -1,0 +1,34 @@
+"""bench defaults: one ablation row per departure from METHODS.md, val only, paired per-seed deltas."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from engine.bench import defaults
+
+
+def test_report_shows_sample_std_and_paired_deltas() -> None:
+    rows = [{"variant": "default", "seed": 0, "val_auc": 0.90}, {"variant": "default", "seed": 1, "val_auc": 0.92},
+            {"variant": "lambda_1", "seed": 0, "val_auc": 0.91}, {"variant": "lambda_1", "seed": 1, "val_auc": 0.90}]
+    text = defaults.report({"runs": [{"command": "c", "machine": "m", "started": "s"}], "rows": rows},
+                           defaults.CLASSIFICATION, "auc")
+    assert "| default | product default (mean_teacher) | 2 | 0.9100 ± 0.0141 | +0.0000 |" in text  # ddof = 1
+    assert "| -0.0050 | +0.0100 | -0.0200 |" in text
+
+
+def test_tiny_run_is_resumable_and_val_only(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    data = tmp_path / "set"
+    data.mkdir()
+    np.savez(data / "train.npz", images=rng.integers(0, 255, (80, 16, 16), dtype=np.uint8), labels=np.arange(80) % 2)
+    np.savez(data / "val.npz", images=rng.integers(0, 255, (20, 16, 16), dtype=np.uint8), labels=np.arange(20) % 2)
+    argv = ["--data", str(data), "--variants", "lambda_1", "--seeds", "0", "--epochs", "1", "--threads", "1",
+            "--label-fraction", "0.25", "--out", str(tmp_path / "out")]
+    assert defaults.main(argv) == 0
+    result = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert [(r["variant"], r["seed"]) for r in result["rows"]] == [("default", 0), ("lambda_1", 0)]
+    assert not any(key.startswith("test_") for r in result["rows"] for key in r)   # decisions use val only
+    assert defaults.main(argv) == 0                                                # resumed: nothing re-run
+    assert len(json.loads((tmp_path / "out" / "results.json").read_text())["rows"]) == 2
