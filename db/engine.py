@@ -26,6 +26,8 @@ def make_engine(url: str) -> Engine:
     """One place that knows dialect quirks; nothing else in the code base issues SQLite-only SQL."""
     if url.startswith("sqlite"):
         db_path = url.split("///", 1)[-1]
+        if db_path.startswith("file:"):  # a URI (read-only snapshot): nothing to create, no WAL switch
+            return create_engine(url, json_serializer=json_dumps)
         if db_path and db_path != ":memory:":
             Path(db_path).parent.mkdir(parents=True, exist_ok=True)
         sql_engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},

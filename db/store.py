@@ -23,7 +23,8 @@ class Store:
 
 def open_store(config: StoreConfig, migrate: bool = True) -> Store:
     """Create folders, connect, and bring the schema to head so every entry point sees the same tables."""
-    config.ensure_dirs()
+    if migrate:  # a read-only open (migrate=False) must not try to create folders
+        config.ensure_dirs()
     sql_engine = make_engine(config.db_url)
     if migrate:
         init_db(sql_engine)

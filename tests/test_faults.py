@@ -199,3 +199,41 @@ def test_job_messages_show_metrics_with_four_decimals() -> None:
     from engine.jobs.train_job import _fmt
 
     assert _fmt(0.9876543210123) == "0.9877" and _fmt(None) == "–" and _fmt(float("nan")) == "–"
+
+
+def _read_only_view(source: Path, target: Path) -> bool:
+    """A read-only bind mount of `source` at `target` (root in a container can; elsewhere the test skips)."""
+    target.mkdir()
+    mounted = subprocess.run(["mount", "--bind", str(source), str(target)], capture_output=True).returncode == 0
+    if mounted and subprocess.run(["mount", "-o", "remount,ro,bind", str(target)], capture_output=True).returncode:
+        subprocess.run(["umount", str(target)], capture_output=True)
+        return False
+    return mounted
+
+
+def test_read_commands_work_on_a_read_only_data_folder(tmp_path: Path, _isolated_home: Path, capsys) -> None:
+    from tests.fixtures_images import gradient, write_png
+
+    for i in range(4):
+        write_png(tmp_path / "src" / "ab"[i % 2] / f"{i}.png", gradient(16, 16, scale=i + 1))
+    env = {**os.environ, "MEDSSL_HOME": str(_isolated_home)}  # in a child: its connections close, WAL folded in
+    subprocess.run([sys.executable, "-m", "engine", "import", "--project", "p", "--task", "multiclass", "--source",
+                    str(tmp_path / "src")], cwd=REPO_ROOT, env=env, check=True, capture_output=True)
+    assert not Path(f"{_isolated_home / 'medssl.db'}-wal").exists()
+    view = tmp_path / "readonly"
+    if not _read_only_view(_isolated_home, view):
+        pytest.skip("cannot make a read-only bind mount here (needs root in a container)")
+    try:
+        capsys.readouterr()
+        home = ["--home", str(view)]
+        assert main(["status", "--project", "p", "--json", *home]) == 0
+        assert '"images": 4' in capsys.readouterr().out
+        assert main(["jobs", "--project", "p", *home]) == 0
+        assert main(["export", "--project", "p", "--out", str(tmp_path / "labels.csv"), *home]) == 0
+        assert (tmp_path / "labels.csv").read_text().count("\n") == 5
+        capsys.readouterr()
+        assert main(["train", "--project", "p", *home]) == 1  # a write: one line, no traceback
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "Traceback" not in err
+    finally:
+        subprocess.run(["umount", "-l", str(view)], capture_output=True)  # lazy: open sqlite handles may linger

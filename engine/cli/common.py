@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import getpass
 import os
 import sys
@@ -34,10 +35,20 @@ def common_parser() -> argparse.ArgumentParser:
 def store_from_args(args: argparse.Namespace, read: bool = False) -> Store:
     """The store the options point at; a read command (`read=True`) never creates an SQLite database."""
     config = StoreConfig.from_env(home=args.home, db=args.db)
-    if read and config.db_url.startswith("sqlite") and not Path(config.db_url.split("///", 1)[-1]).exists():
-        raise UsageError(f"no database at {config.db_url.split('///', 1)[-1]}: nothing was imported into this "
-                         "data folder yet (check --home / MEDSSL_HOME, or --db)")
-    return open_store(config)
+    if not (read and config.db_url.startswith("sqlite:///")):
+        return open_store(config)
+    path = Path(config.db_url.split("///", 1)[-1])
+    if not path.exists():
+        raise UsageError(f"no database at {path}: nothing was imported into this data folder yet (check --home / "
+                         "MEDSSL_HOME, or --db)")
+    if os.access(path.parent, os.W_OK):
+        return open_store(config)
+    # a read-only data folder (a snapshot, an archive): no migrations; with a WAL beside the file SQLite reads
+    # it read-only through the existing -shm, without one nothing is pending and the file is read as immutable
+    wal = Path(f"{path}-wal").exists() and Path(f"{path}-shm").exists()
+    flags = "mode=ro" if wal else "mode=ro&immutable=1"
+    readonly = dataclasses.replace(config, db_url=f"sqlite:///file:{path}?{flags}&uri=true")
+    return open_store(readonly, migrate=False)
 
 
 def project_or_usage_error(session, name: str):
