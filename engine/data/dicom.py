@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.data.library_logs import native_stderr_to_log
 from engine.data.pixels import MAX_TOTAL_PIXELS, DecodedImage, ImageReadError, canonical_pixels, check_size
 
 DICOM_ALLOWED = (
@@ -87,7 +88,8 @@ def read_dicom(path: Path, strict: bool) -> list[DecodedImage]:
         photometric = str(ds.get("PhotometricInterpretation", "")).upper()
         mono = int(ds.get("SamplesPerPixel", 1) or 1) == 1
         window = _dicom_window(ds) if mono else None
-        arr, window = _decode_frames(ds, frames, photometric, mono, window)
+        with native_stderr_to_log():  # OpenJPEG prints to fd 2 for malformed JPEG 2000 data
+            arr, window = _decode_frames(ds, frames, photometric, mono, window)
     meta = _dicom_metadata(ds)
     if window is not None:
         meta["window_center"], meta["window_width"] = window

@@ -7,10 +7,17 @@ The console keeps the command's report; the details stay available in the log fi
 from __future__ import annotations
 
 import logging
+import os
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 LIBRARIES = ("pydicom", "numba", "umap", "pynndescent", "PIL", "matplotlib", "h5py")
 _HANDLER_NAME = "medssl-libraries"
+_routed: list[Path] = []  # the log file of this process, once route_library_logs ran
+_native_lock = threading.Lock()
 
 
 class _LazyFileHandler(logging.FileHandler):
@@ -43,4 +50,34 @@ def route_library_logs(logs_dir: Path) -> Path:
             old.close()
         else:
             lib.addHandler(handler)
+    _routed[:] = [path]
     return path
+
+
+@contextmanager
+def native_stderr_to_log() -> Iterator[None]:
+    """While decoding, what C decoders (OpenJPEG) write to the process's stderr goes to libraries.log too.
+
+    A no-op until route_library_logs ran (tests, library use); serialised, because file descriptor 2 is
+    process-wide and another thread may decode at the same time.
+    """
+    if not _routed:
+        yield
+        return
+    with _native_lock:
+        try:
+            _routed[0].parent.mkdir(parents=True, exist_ok=True)
+            target = os.open(_routed[0], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        except OSError:
+            yield
+            return
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(target, 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            os.close(target)
