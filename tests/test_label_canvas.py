@@ -189,7 +189,8 @@ def _draw_and_save(url: str, expect, sync_playwright) -> None:
         page = browser.new_page(viewport={"width": 1440, "height": 900})
         page.set_default_timeout(30_000)
         page.goto(f"{url}/label")
-        expect(page.get_by_role("button", name="Save mask (Enter)")).to_be_visible()
+        # the first render under a loaded CI machine can take longer than expect's 5 s default
+        expect(page.get_by_role("button", name="Save mask (Enter)")).to_be_visible(timeout=30_000)
         canvas = page.locator("canvas.upper-canvas").or_(page.locator("canvas")).last
         expect(canvas).to_be_visible()
         page.wait_for_timeout(1000)
