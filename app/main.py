@@ -9,6 +9,7 @@ import streamlit as st
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere: find app/, db/, engine/
 
 from app import state
+from app.errors import show_page_error
 from app.exposure import current_problem
 from app.navigation import pages
 from app.resources import get_store
@@ -50,4 +51,7 @@ if problem:
     st.stop()
 sidebar()
 navigation = st.navigation(list(pages().values()))
-navigation.run()
+try:
+    navigation.run()
+except Exception as error:  # noqa: BLE001 - one line on the page, the traceback in logs/app.log
+    show_page_error(get_store().config.logs_dir, error)

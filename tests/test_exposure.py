@@ -93,3 +93,17 @@ def test_repo_config_and_launcher_agree_on_the_user_facing_settings() -> None:
     for flag in ("--server.address=localhost", "--browser.gatherUsageStats=false", "--server.headless=true",
                  "--client.showErrorDetails=type", "--client.toolbarMode=viewer"):
         assert flag in launcher
+
+
+def test_a_failing_page_shows_one_line_and_logs_the_traceback(_isolated_home, monkeypatch) -> None:
+    from app.views import projects
+
+    def broken() -> None:
+        raise KeyError("roc")
+
+    monkeypatch.setattr(projects, "render", broken)
+    at = _app().run()
+    assert not at.exception
+    assert any(e.value.startswith("This page stopped") and "roc" in e.value for e in at.error)
+    log = (_isolated_home / "logs" / "app.log").read_text()
+    assert "Traceback" in log and "KeyError: 'roc'" in log
