@@ -32,3 +32,11 @@ def test_tiny_run_is_resumable_and_val_only(tmp_path: Path) -> None:
     assert not any(key.startswith("test_") for r in result["rows"] for key in r)   # decisions use val only
     assert defaults.main(argv) == 0                                                # resumed: nothing re-run
     assert len(json.loads((tmp_path / "out" / "results.json").read_text())["rows"]) == 2
+
+
+def test_bench_tables_use_the_sample_std() -> None:
+    from engine.bench import mean_std
+
+    mean, std = mean_std([0.90, 0.92, None, float("nan")])
+    assert mean == 0.91 and abs(std - 0.0141421356) < 1e-9  # ddof = 1 over the two real values
+    assert np.isnan(mean_std([0.9])[1]) and np.isnan(mean_std([])[0])

@@ -36,11 +36,13 @@ def write_json(path: Path, obj: Any) -> None:
 
 
 def mean_std(values: list[Any]) -> tuple[float, float]:
-    """Mean and std over seeds, ignoring missing (None/NaN) values; NaN when nothing is left."""
+    """Mean and **sample** std (ddof = 1) over seeds, ignoring missing (None/NaN) values; the std is NaN with
+    fewer than two values, the mean NaN when nothing is left."""
     arr = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
-    if arr.size == 0 or np.all(np.isnan(arr)):
+    arr = arr[~np.isnan(arr)]
+    if arr.size == 0:
         return float("nan"), float("nan")
-    return float(np.nanmean(arr)), float(np.nanstd(arr))
+    return float(arr.mean()), float(arr.std(ddof=1)) if arr.size > 1 else float("nan")
 
 
 def float_metrics(metrics: dict[str, Any]) -> dict[str, float]:
