@@ -11,6 +11,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywher
 from app import state
 from app.errors import show_page_error
 from app.exposure import current_problem
+from app.keyboard import keep_shortcuts_alive
 from app.navigation import pages
 from app.resources import get_store
 from app.url_state import last_project, remember_project, show_project, url_project
@@ -45,6 +46,7 @@ def sidebar() -> None:
 
 
 st.set_page_config(page_title="MedSSL Studio", layout="wide")
+keep_shortcuts_alive()
 problem = current_problem()
 if problem:
     st.error(problem)

@@ -208,3 +208,11 @@ def _draw_and_save(url: str, expect, sync_playwright) -> None:
         expect(page.get_by_text("draw on the image")).to_be_visible()
         expect(page.get_by_text("image 2 ·", exact=False)).to_be_visible()
         browser.close()
+
+
+def test_draw_or_erase_mode_is_always_shown_in_words(seg_project) -> None:
+    """Issue 13 item 7: on the mask page the draw/erase mode must always be visible."""
+    at = _page_app("app.views.label").run()
+    assert any("Mode: **drawing**" in c.value for c in at.caption)
+    next(b for b in at.button if b.label == "Erase (E)").click().run()
+    assert any("Mode: **erasing**" in c.value for c in at.caption)

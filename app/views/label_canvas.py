@@ -94,6 +94,7 @@ def paint_controls(session, image: Image, class_names: list[str]) -> PaintSetup:
                    type="secondary" if erase else "primary")
     cols[1].button("Erase (E)", shortcut="e", on_click=_set_erase, args=(True,), use_container_width=True,
                    type="primary" if erase else "secondary", help="erased pixels become background")
+    st.caption("Mode: **erasing** (E); press D to draw" if erase else "Mode: **drawing** (D); press E to erase")
     value = classes[0]
     if len(classes) > 1:
         value = st.selectbox("class to draw", classes, format_func=lambda c: f"{c} · {class_names[c]}"
