@@ -34,6 +34,12 @@ def _bulk_label(project: Project, ids: list[int], class_index: int) -> int:
     return len(ids)   # the new label rows change frame_version: the next run redraws the map
 
 
+def _bulk_label_and_tell(project: Project, ids: list[int], class_index: int) -> None:
+    """A callback, so the labels are written before the rerun counts the selection again (it once showed
+    the pre-label counts until a reload)."""
+    st.toast(f"labeled {_bulk_label(project, ids, class_index)} images")
+
+
 def _selection(frame: pd.DataFrame, project: Project, ids: list[int]) -> None:
     chosen = frame[frame["image_id"].isin(ids)].copy()
     if len(chosen) == 1:
@@ -51,8 +57,8 @@ def _selection(frame: pd.DataFrame, project: Project, ids: list[int]) -> None:
     if len(disagree):
         st.warning(f"The model disagrees with '{md(target)}' on {len(disagree)} of them (shown first): "
                    + ", ".join(map(str, disagree["image_id"].tolist()[:30])))
-    if st.button(f"Label {len(unlabeled)} unlabeled as '{md(target)}'", type="primary", disabled=unlabeled.empty):
-        st.toast(f"labeled {_bulk_label(project, unlabeled['image_id'].tolist(), index)} images")
+    st.button(f"Label {len(unlabeled)} unlabeled as '{md(target)}'", type="primary", disabled=unlabeled.empty,
+              on_click=_bulk_label_and_tell, args=(project, unlabeled["image_id"].tolist(), index))
     ordered = list(disagree["image_id"]) + [i for i in chosen["image_id"] if i not in set(disagree["image_id"])]
     shown = [int(i) for i in ordered[:GALLERY_MAX]]
     captions = chosen.set_index("image_id").loc[shown]

@@ -53,16 +53,22 @@ def _model_section(project: Project) -> None:
 
 
 def render() -> None:
-    store = get_store()
     project = current_project()
     if project is None:
         return
-    with store.sessions.begin() as session:
-        project = session.merge(project, load=False)
+    st.title(f"Export · {md(project.name)}")
+    _downloads(project.id)
+
+
+@st.fragment(run_every=2.0)
+def _downloads(project_id: int) -> None:
+    """Re-runs on its own: new labels, a new model or a finished export job appear without a reload."""
+    store = get_store()
+    with store.sessions.begin() as session:  # attributes stay loaded after the commit (expire_on_commit=False)
+        project = session.get(Project, project_id)
         labels = label_records(session, project)
         checkpoint_id = active_checkpoint_id(session, project.id)
         predictions = prediction_records(session, project, checkpoint_id) if checkpoint_id else []
-    st.title(f"Export · {md(project.name)}")
     st.subheader(f"Labels ({len(labels)} current labels)")
     cols = st.columns(3)
     cols[0].download_button("labels.csv", to_csv(labels, LABEL_FIELDS), file_name=f"{project.name}-labels.csv",

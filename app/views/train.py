@@ -23,6 +23,7 @@ BACKBONES = {"compact CNN (fast on CPU)": "compact_cnn", "ResNet-18 (small input
 SEGMENTATION_METHODS = {"SECL (self-ensembling contrastive)": "secl", "Mean Teacher (segmentation)": "seg_mean_teacher",
                         "Supervised only (shadow baseline)": "seg_supervised"}
 SEG_BACKBONES = {"small U-Net (fast on CPU)": "unet_small", "U-Net (GPU)": "unet"}
+REFRESH_S = 2.0  # what a finished job changes appears within this (issue 13 item 8: within 3 s)
 
 
 def _enqueue_form(project: Project) -> None:
@@ -57,7 +58,7 @@ def _cancel(job_id: int) -> None:
         request_cancel(session, job_id)
 
 
-@st.fragment(run_every=2.0)
+@st.fragment(run_every=REFRESH_S)
 def job_progress(project_id: int) -> None:
     """Re-runs every 2 s on its own, so the page never blocks on training."""
     with get_store().sessions.begin() as session:
@@ -88,7 +89,9 @@ def _val_score(checkpoint) -> float | None:
     return val.get("auc", val.get("dice"))
 
 
+@st.fragment(run_every=REFRESH_S)
 def _checkpoints(project: Project) -> None:
+    """Re-runs on its own: a checkpoint a finished job registers shows up without a reload."""
     with get_store().sessions.begin() as session:
         rows = list_checkpoints(session, project.id)
         table = pd.DataFrame([{"id": c.id, "active": c.is_active, "method": c.method, "backbone": c.backbone,

@@ -22,13 +22,20 @@ def render() -> None:
     if project is None:
         return
     st.title(f"Uncertain cases · {md(project.name)}")
-    checkpoint_id = active_checkpoint_id(project.id)
-    frame = image_frame(project.id, checkpoint_id) if checkpoint_id else None
+    _ranked(project.id)
+
+
+@st.fragment(run_every=2.0)
+def _ranked(project_id: int) -> None:
+    """Re-runs on its own: a case labeled meanwhile leaves the list, a new analysis re-ranks it."""
+    checkpoint_id = active_checkpoint_id(project_id)
+    frame = image_frame(project_id, checkpoint_id) if checkpoint_id else None
     if frame is None or frame["acquisition_rank"].isna().all():
         st.info("No ranking yet: train a model; its analysis ranks the unlabeled images.")
         return
     top_n = st.slider("how many", 5, 100, 20, step=5)
-    ranked = frame.dropna(subset=["acquisition_rank"]).sort_values("acquisition_rank").head(top_n)
+    still_open = frame["status"].isin(["unlabeled", "uncertain"])  # ranked at analysis time, labeled since
+    ranked = frame[still_open].dropna(subset=["acquisition_rank"]).sort_values("acquisition_rank").head(top_n)
     shown = [name for name in SCORES if name not in OPTIONAL or ranked[name].notna().any()]
     table = ranked[["image_id", "acquisition_rank", "predicted", *shown]].rename(
         columns={"acquisition_rank": "rank"})
