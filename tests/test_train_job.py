@@ -78,6 +78,8 @@ def _check_model_export(tmp_path, capsys) -> None:
     expected = infer(path, images).teacher_probs
     got = model(torch.from_numpy(images).unsqueeze(1)).detach().numpy()
     assert np.allclose(got, expected, atol=1e-4)
+    with pytest.raises(Exception, match="resize to 64x64 first"):  # another size is refused, not misread
+        model(torch.zeros((1, 1, 128, 128), dtype=torch.uint8))
     store.dispose()
     assert main(["export", "--project", "cx", "--what", "predictions", "--out", str(tmp_path / "p.csv")]) == 1
     assert "analyze" in capsys.readouterr().err                 # not analyzed yet: says what to do

@@ -28,6 +28,22 @@ class DeployedModel(nn.Module):
         return torch.sigmoid(logits) if self.multilabel else torch.softmax(logits, dim=1)
 
 
+class SizeGuard(nn.Module):
+    """Refuses any input but (B, C, size, size): a traced model silently answered differently at 128 px than
+    at the 64 px it was trained on (issue 13 item 10). Scripted, so the check survives in the file."""
+
+    def __init__(self, traced: torch.jit.ScriptModule, in_chans: int, size: int) -> None:
+        super().__init__()
+        self.traced, self.in_chans, self.size = traced, in_chans, size
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if images.dim() != 4 or images.shape[1] != self.in_chans or images.shape[2] != self.size \
+                or images.shape[3] != self.size:
+            raise RuntimeError(f"this model takes uint8 images of shape (B, {self.in_chans}, {self.size}, "
+                               f"{self.size}); resize to {self.size}x{self.size} first (got {images.shape})")
+        return self.traced(images)
+
+
 def export_torchscript(checkpoint: Path, out_dir: Path) -> tuple[Path, dict[str, Any]]:
     """Trace the evaluated model (teacher where one exists) on CPU; returns the file and its input spec."""
     models, payload = load_models(checkpoint, device="cpu")
@@ -38,9 +54,10 @@ def export_torchscript(checkpoint: Path, out_dir: Path) -> tuple[Path, dict[str,
     example = torch.zeros((1, spec["in_chans"], spec["image_size"], spec["image_size"]), dtype=torch.uint8)
     with torch.inference_mode():
         traced = torch.jit.trace(deployed, example, check_trace=False)
+    guarded = torch.jit.script(SizeGuard(traced, int(spec["in_chans"]), int(spec["image_size"])))
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "model.torchscript.pt"
-    traced.save(str(path))
+    guarded.save(str(path))
     return path, {"role": role, "input": {"dtype": "uint8", "shape": ["B", spec["in_chans"], spec["image_size"],
                                                                       spec["image_size"]]},
                   "output": "sigmoid probabilities" if payload["task"] == "multilabel" else "softmax probabilities",
