@@ -58,7 +58,9 @@ def test_explore_uncertain_and_relations_pages(analyzed_project) -> None:
 
     at = _page_app("app.views.models").run()
     assert not at.exception
-    assert {m.label for m in at.metric} >= {"auc", "sensitivity", "specificity", "ece"}
+    labels = {m.label for m in at.metric}  # sensitivity/specificity name the positive class (issue 13 item 10)
+    assert labels >= {"auc", "ece"} and {"sensitivity", "specificity"} <= {label.split(" ")[0] for label in labels}
+    assert any(label.startswith("sensitivity") and "pneumonia" in label for label in labels)
     assert len(at.get("plotly_chart")) == 3                  # ROC, confusion, reliability
 
     at = _page_app("app.views.export").run()
@@ -99,3 +101,15 @@ def test_pages_without_model_explain_the_next_step(tmp_path) -> None:
                          ("app.views.models", "No checkpoints yet")):
         at = _page_app(module).run()
         assert not at.exception and any(text in info.value for info in at.info)
+
+
+def test_models_page_names_the_positive_class_and_flipped_predictions_by_name() -> None:
+    """Issue 13 item 10: sensitivity/specificity did not name the positive class; flips showed indices."""
+    from app.views.models import class_names, headline_label
+
+    assert headline_label("sensitivity", ["normal", "pneumonia"], "multiclass") == "sensitivity (pneumonia)"
+    assert headline_label("f1", ["a", "b", "c"], "multiclass") == "f1 (macro over classes)"
+    assert headline_label("specificity", ["a", "b"], "multilabel") == "specificity (macro over labels)"
+    assert headline_label("auc", ["a", "b"], "multiclass") == "auc"
+    assert class_names(1, ["normal", "pneumonia"]) == "pneumonia"
+    assert class_names([0, 2], ["effusion", "fracture", "mass"]) == "effusion; mass" and class_names(None, []) == "–"

@@ -14,6 +14,12 @@ from db.results import flipped_predictions, list_checkpoints
 HEADLINE = ["auc", "sensitivity", "specificity", "f1", "balanced_accuracy", "ece"]
 
 
+def class_names(value, classes: list[str]) -> str:
+    """A stored prediction (index or list of indices) as class names, e.g. 'pneumonia' or 'effusion; mass'."""
+    indices = value if isinstance(value, list) else ([] if value is None else [value])
+    return "; ".join(classes[i] if isinstance(i, int) and 0 <= i < len(classes) else str(i) for i in indices) or "–"
+
+
 def _checkpoint_table(checkpoints) -> pd.DataFrame:
     return pd.DataFrame([{"id": c.id, "active": c.is_active, "method": c.method, "labels used": c.labels_used,
                           "label snapshot": (c.label_hash or "")[:10], "created": c.created_at}
@@ -24,12 +30,22 @@ def _report(checkpoint, split: str) -> dict | None:
     return ((checkpoint.metrics or {}).get("evaluation") or {}).get(split)
 
 
-def _show_report(report: dict, classes: list[str]) -> None:
+def headline_label(key: str, classes: list[str], task: str) -> str:
+    """Sensitivity, specificity and F1 say which class they are about (CONTRACTS §5: the second of two)."""
+    name = key.replace("_", " ")
+    if key not in ("sensitivity", "specificity", "f1"):
+        return name
+    if task == "multiclass" and len(classes) == 2:
+        return f"{name} ({classes[1]})"
+    return f"{name} (macro over {'labels' if task == 'multilabel' else 'classes'})"
+
+
+def _show_report(report: dict, classes: list[str], task: str = "multiclass") -> None:
     metrics = report["metrics"]
     cols = st.columns(len(HEADLINE))
     for col, key in zip(cols, HEADLINE):
         value = metrics.get(key)
-        col.metric(key.replace("_", " "), "–" if value is None else f"{value:.3f}")
+        col.metric(md(headline_label(key, classes, task)), "–" if value is None else f"{value:.3f}")
     per_class = pd.DataFrame(metrics["per_class"]).T
     st.dataframe(per_class, width="stretch")
     left, middle, right = st.columns(3)
@@ -40,7 +56,7 @@ def _show_report(report: dict, classes: list[str]) -> None:
     right.plotly_chart(reliability_figure(report["reliability"], metrics.get("ece")), width="stretch")
 
 
-def _compare(session, checkpoints, split: str, headline: list[str]) -> None:
+def _compare(session, checkpoints, split: str, headline: list[str], classes: list[str]) -> None:
     st.subheader("Compare two checkpoints")
     ids = [c.id for c in checkpoints]
     cols = st.columns(2)
@@ -54,7 +70,8 @@ def _compare(session, checkpoints, split: str, headline: list[str]) -> None:
     flips = flipped_predictions(session, first, second)
     st.caption(f"{len(flips)} predictions flipped between #{first} and #{second} (analyzed images only).")
     if flips:
-        st.dataframe(pd.DataFrame(flips[:500], columns=["image_id", f"#{first}", f"#{second}"]),
+        named = [(image_id, class_names(a, classes), class_names(b, classes)) for image_id, a, b in flips[:500]]
+        st.dataframe(pd.DataFrame(named, columns=["image_id", f"#{first}", f"#{second}"]),
                      hide_index=True, width="stretch")
 
 
@@ -84,7 +101,7 @@ def render() -> None:
             if project.task == "segmentation":
                 show_seg_report(_report(chosen, split))
             else:
-                _show_report(_report(chosen, split), list(project.classes))
+                _show_report(_report(chosen, split), list(project.classes), project.task)
         if len(checkpoints) > 1:
             _compare(session, checkpoints, splits[0] if splits else "val",
-                     SEG_HEADLINE if project.task == "segmentation" else HEADLINE)
+                     SEG_HEADLINE if project.task == "segmentation" else HEADLINE, list(project.classes))

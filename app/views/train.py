@@ -76,8 +76,13 @@ def job_progress(project_id: int) -> None:
             curve = (job["metrics"] or {}).get("curve")
             if curve:
                 score = f"val {(job['metrics'] or {}).get('score', 'score')}"
-                st.line_chart(pd.DataFrame(curve).set_index("epoch")[["val_score"]].rename(columns={"val_score": score}),
-                              height=180)
+                if len(curve) == 1:  # a line chart of one point draws nothing
+                    point = curve[0]
+                    value = point.get("val_score")
+                    st.metric(f"{score} after epoch {point['epoch']:g}", "–" if value is None else f"{value:.4f}")
+                else:
+                    st.line_chart(pd.DataFrame(curve).set_index("epoch")[["val_score"]]
+                                  .rename(columns={"val_score": score}), height=180)
     table = pd.DataFrame([{k: j[k] for k in ("id", "kind", "status", "progress", "attempts", "message")}
                           for j in jobs])
     st.dataframe(table, hide_index=True, width="stretch")
