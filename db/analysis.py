@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from db.enums import LabelStatus
 from db.models import Embedding, Image, Prediction, Projection, RelationEdge, Skip, UncertaintyScore
+from db.settings import get_setting
 
 QUEUE_STATUSES = (LabelStatus.UNLABELED.value, LabelStatus.UNCERTAIN.value)
 SCORE_COLUMNS = ("entropy", "margin", "least_confidence", "disagreement", "mc_variance")
@@ -96,10 +97,25 @@ def next_to_label(session: Session, project_id: int, annotator_id: int | None, c
         eligible.append(Image.id.not_in(exclude_ids))
     tiers = [[~skipped], []] if annotator_id is not None else [[]]   # skipped images come last
     for extra in tiers:
+        if checkpoint_id is None and (first := _cold_start_first(session, project_id, eligible + extra)):
+            return first
         for query in _queue_queries(checkpoint_id, eligible + extra):
             found = session.scalar(query)
             if found is not None:
                 return found
+    return None
+
+
+def _cold_start_first(session: Session, project_id: int, conditions: list) -> int | None:
+    """Before any model: the first still-eligible case of the project's diverse first batch (k-center over
+    label-free thumbnails, written at import), checked in chunks so it stays one or two queries."""
+    order = get_setting(session, f"cold_start_order:{project_id}") or []
+    for start in range(0, len(order), 100):
+        chunk = order[start:start + 100]
+        eligible = set(session.scalars(select(Image.id).where(Image.id.in_(chunk), *conditions)))
+        for image_id in chunk:
+            if image_id in eligible:
+                return image_id
     return None
 
 

@@ -28,8 +28,9 @@ from db.projects import (
 )
 from db.settings import patient_key
 from db.store import Store
+from engine.data.cold_start import META_KEY, refresh_cold_start, thumbnail
 from engine.data.import_labels import LabelMapper, no_label_warning, rare_class_warnings
-from engine.data.io import content_hash, save_mask, save_original
+from engine.data.io import content_hash, save_mask, save_original, to_uint8
 from engine.data.report import Duplicate, ImportReport
 from engine.data.roots import OutsideRootsError, check_inside
 from engine.data.sources import Rejected, SourceError, SourceItem, inspect_source, iter_source
@@ -183,6 +184,8 @@ def _accept(item: SourceItem, project: Project, mapper: LabelMapper, request: Im
     elif not request.unlabeled:
         value = mapper.value(item.label)
     window = image.window
+    if split == "train":  # a label-free fixed embedding for the cold-start queue (engine/data/cold_start.py)
+        meta[META_KEY] = thumbnail(to_uint8(pixels, window))
     row = {"project_id": project.id, "stored_path": "", "is_reference": False,
            "sha256": content_hash(pixels), "width": int(pixels.shape[1]), "height": int(pixels.shape[0]),
            "channels": 1 if pixels.ndim == 2 else int(pixels.shape[2]), "dtype": str(pixels.dtype),
@@ -248,6 +251,8 @@ def run_import(store: Store, request: ImportRequest,
         writer.add(pending)
     writer.flush()
     _resolve_in_run_duplicates(store, project.id, unresolved)
+    if report.imported and split == "train":
+        refresh_cold_start(store, project.id)  # a diverse first batch until a model ranks the pool
     if created and report.imported == 0 and not report.duplicates:
         _drop_empty_project(store, project.id)
     elif created and not request.classes and info.layout in ("csv", "csv_multilabel", "class_folders"):
