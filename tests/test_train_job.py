@@ -52,6 +52,7 @@ def test_train_wait_runs_in_process_and_registers_active_checkpoint(tmp_path, ca
     active = status["checkpoints"]["active"]
     assert status["checkpoints"]["count"] == 1 and active["method"] == "mean_teacher"
     assert active["labels_used"] == 60 + status["splits"]["val"]["labeled"]
+    assert active["metrics"]["labels"] == {"train": 60, "val": status["splits"]["val"]["labeled"]}
     assert 0.5 < active["metrics"]["val"][active["metrics"]["role"]]["auc"] <= 1.0
     _check_model_export(tmp_path, capsys)
 

@@ -113,3 +113,15 @@ def test_models_page_names_the_positive_class_and_flipped_predictions_by_name() 
     assert headline_label("auc", ["a", "b"], "multiclass") == "auc"
     assert class_names(1, ["normal", "pneumonia"]) == "pneumonia"
     assert class_names([0, 2], ["effusion", "fracture", "mass"]) == "effusion; mass" and class_names(None, []) == "–"
+
+
+def test_checkpoint_tables_show_train_and_val_labels_apart() -> None:
+    """Issue 13 item 10: "labels used" counted the val labels too."""
+    from types import SimpleNamespace
+
+    from app.views.train import label_split
+
+    new = SimpleNamespace(metrics={"labels": {"train": 60, "val": 550}}, labels_used=610)
+    old = SimpleNamespace(metrics={}, labels_used=610)  # registered before the split was recorded
+    assert label_split(new) == {"train labels": 60, "val labels": 550}
+    assert label_split(old) == {"train labels": 610, "val labels": None}

@@ -8,6 +8,7 @@ from app.queries import current_project
 from app.resources import get_store
 from app.text import md
 from app.views.models_seg import SEG_HEADLINE, show_seg_report
+from app.views.train import label_split
 from app.widgets.charts import confusion_figure, reliability_figure, roc_figure
 from db.results import flipped_predictions, list_checkpoints
 
@@ -21,7 +22,7 @@ def class_names(value, classes: list[str]) -> str:
 
 
 def _checkpoint_table(checkpoints) -> pd.DataFrame:
-    return pd.DataFrame([{"id": c.id, "active": c.is_active, "method": c.method, "labels used": c.labels_used,
+    return pd.DataFrame([{"id": c.id, "active": c.is_active, "method": c.method, **label_split(c),
                           "label snapshot": (c.label_hash or "")[:10], "created": c.created_at}
                          for c in checkpoints])
 

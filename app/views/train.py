@@ -88,6 +88,13 @@ def job_progress(project_id: int) -> None:
     st.dataframe(table, hide_index=True, width="stretch")
 
 
+def label_split(checkpoint) -> dict[str, int | None]:
+    """Train labels (what it learned from) and val labels (what it was selected on), not one sum."""
+    split = (checkpoint.metrics or {}).get("labels") or {}
+    return {"train labels": split.get("train", checkpoint.labels_used if not split else None),
+            "val labels": split.get("val")}
+
+
 def _val_score(checkpoint) -> float | None:
     """Validation AUC (classification) or Dice (segmentation) of the selected model role."""
     val = ((checkpoint.metrics or {}).get("val") or {}).get((checkpoint.metrics or {}).get("role") or "student") or {}
@@ -101,7 +108,7 @@ def _checkpoints(project: Project) -> None:
         rows = list_checkpoints(session, project.id)
         table = pd.DataFrame([{"id": c.id, "active": c.is_active, "method": c.method, "backbone": c.backbone,
                                "val score": _val_score(c),
-                               "labels used": c.labels_used, "created": c.created_at} for c in rows])
+                               **label_split(c), "created": c.created_at} for c in rows])
     if table.empty:
         st.caption("No checkpoints yet.")
         return

@@ -140,7 +140,9 @@ def run_train_job(ctx: JobContext) -> str | None:
                  if path is not None and Path(path).exists()), None)
     if best is None:
         raise RuntimeError(f"training finished but wrote no checkpoint file in {run_dir}")
+    val_labels = 0 if snap.val_labels is None else len(snap.val_labels)
     metrics = {"val": result.best_metrics, "role": result.selected_role, "epochs_run": result.epochs_run,
+               "labels": {"train": snap.labels_used - val_labels, "val": val_labels},  # trained on / selected on
                "stopped": result.stopped, "train_seconds": round(result.train_seconds, 1)}
     with store.sessions.begin() as session:  # idempotent by job id: a retry after a kill here adds nothing
         checkpoint = checkpoint_of_job(session, ctx.job_id)
