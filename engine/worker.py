@@ -102,11 +102,24 @@ class Worker:
             self.current_job = None
             return
         except Exception as exc:  # noqa: BLE001 -- any job error fails the job, never the worker
-            status, message, error = JobStatus.FAILED.value, f"failed: {_reason(exc)}", traceback.format_exc()
+            status, error = JobStatus.FAILED.value, traceback.format_exc()
+            where = self._keep_traceback(ctx.job_id, error)
+            message = f"failed: {_reason(exc)}" + (f" (traceback: logs/{where.name})" if where else "")
             log.error("job %s failed: %s", ctx.job_id, exc)
         self._finish(ctx.job_id, status, message, error)
         self.current_job = None
         log.info("job %s %s", ctx.job_id, status)
+
+    def _keep_traceback(self, job_id: int, text: str):
+        """The whole traceback in logs/job-<id>.log; the job row and the page keep the one-line cause."""
+        path = self.store.config.logs_dir / f"job-{job_id}.log"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a") as fh:
+                fh.write(text)
+        except OSError:
+            return None
+        return path
 
     def _finish(self, job_id: int, status: str, message: str | None, error: str | None) -> None:
         """Record the end, retrying while the database cannot be written (a full disk): a job left

@@ -109,3 +109,4 @@ def test_zip_of_one_folder_imports_its_class_folders_with_labels(tmp_path, capsy
     assert main(["import", "--project", "z", "--task", "multiclass", "--source", str(source)]) == 0
     out = capsys.readouterr().out
     assert "imported 4 images (4 labels)" in out and "no labels found" not in out
+    assert "skipped 1 files that are not images: notes.txt" in out  # listed, not silently dropped

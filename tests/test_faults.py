@@ -245,3 +245,27 @@ def test_read_commands_work_on_a_read_only_data_folder(tmp_path: Path, _isolated
         assert err.count("\n") == 1 and "Traceback" not in err
     finally:
         subprocess.run(["umount", "-l", str(view)], check=False, capture_output=True)  # lazy: sqlite handles linger
+
+
+def test_a_failed_job_keeps_its_cause_on_the_row_and_its_traceback_in_logs(store, handlers) -> None:  # noqa: F811
+    """Issue 13 item 1: the page and the worker log showed only the last line of an error."""
+    from engine.worker import Worker
+
+    def deep(ctx):
+        def plan():
+            raise IndexError("index 6 is out of bounds for axis 0 with size 6")
+        plan()
+
+    handlers["deep"] = deep
+    with store.sessions.begin() as s:
+        job_id = enqueue(s, "deep", {}).id
+    worker = Worker(store)
+    try:
+        worker.serve(once=True)
+    finally:
+        worker.close()
+    with store.sessions.begin() as s:
+        message = s.get(Job, job_id).message
+    assert message.startswith("failed: index 6 is out of bounds") and f"logs/job-{job_id}.log" in message
+    trace = (store.config.logs_dir / f"job-{job_id}.log").read_text()
+    assert "Traceback" in trace and "in plan" in trace

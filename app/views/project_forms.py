@@ -73,6 +73,9 @@ def _show_report(report: ImportReport) -> None:
                      hide_index=True, width="stretch")
     for warning in report.warnings:
         st.info(md(warning))
+    if report.skipped:
+        st.caption(md(f"Skipped {len(report.skipped)} files that are not images: " + ", ".join(report.skipped[:30])
+                      + (" …" if len(report.skipped) > 30 else "")))
 
 
 def _run(request: ImportRequest) -> None:

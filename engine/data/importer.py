@@ -221,7 +221,7 @@ def run_import(store: Store, request: ImportRequest,
         secret = patient_key_secret(session, store.config.home)
         known = existing_hashes(session, project.id)
     report = ImportReport(project=project.name, project_id=project.id, created_project=created,
-                          warnings=warnings)
+                          warnings=warnings, skipped=list(info.skipped))
     mapper = LabelMapper(project, info.class_names)
     split = request.split or info.split or "train"
     writer = _BatchWriter(store, project, request, report)

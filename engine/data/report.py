@@ -24,6 +24,7 @@ class ImportReport:
     duplicates: list[Duplicate] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # files that are not images (notes.txt, README.md)
 
     @property
     def exit_code(self) -> int:
@@ -34,7 +35,8 @@ class ImportReport:
         return {"project": self.project, "imported": self.imported, "labels": self.labels,
                 "duplicates": len(self.duplicates), "rejected": len(self.rejected),
                 "duplicate_items": [vars(d) for d in self.duplicates],
-                "rejected_items": [vars(r) for r in self.rejected], "warnings": self.warnings}
+                "rejected_items": [vars(r) for r in self.rejected], "warnings": self.warnings,
+                "skipped_items": self.skipped}
 
     def summary(self) -> str:
         lines = [(f"project {self.project!r}: imported {self.imported} images ({self.labels} labels), "
@@ -48,5 +50,8 @@ class ImportReport:
         if len(same) > 20:
             lines.append(f"  … and {len(same) - 20} more duplicates")
         lines += [f"  rejected {r.name}: {r.reason}" for r in self.rejected]
+        if self.skipped:
+            shown = ", ".join(self.skipped[:20]) + (f" and {len(self.skipped) - 20} more" if len(self.skipped) > 20 else "")
+            lines.append(f"  skipped {len(self.skipped)} files that are not images: {shown}")
         lines += [f"  warning: {w}" for w in self.warnings]
         return "\n".join(lines)

@@ -49,7 +49,8 @@ class SourceInfo:
     layout: str = ""  # npz | file | class_folders | csv | csv_multilabel | plain
     multi_label: bool = False
     has_masks: bool = False
-    ignored: int = 0  # non-image files skipped silently (csv, json, md, ...)
+    ignored: int = 0  # non-image files skipped (csv, json, md, ...)
+    skipped: list[str] = field(default_factory=list)  # their relative names, for the report
 
 
 @dataclass
@@ -66,6 +67,7 @@ class FolderPlan:
     tasks: list[ReadTask] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
     ignored: int = 0
+    skipped: list[str] = field(default_factory=list)  # non-image files, by relative name
     layout: str = "plain"
     class_names: list[str] | None = None
     multi_label: bool = False

@@ -93,6 +93,8 @@ def _walk(root: Path, plan: FolderPlan) -> list[str]:
                 visit(rel, Path(entry.path))
             elif not _is_candidate(entry.name):
                 plan.ignored += 1
+                if entry.name != "dataset.json":
+                    plan.skipped.append(rel)
             elif entry.is_file():
                 found.append(rel)
             else:
@@ -217,8 +219,10 @@ def inspect_source(source: Path, labels_csv: Path | None = None) -> SourceInfo:
         size = hw[0] if hw and hw[0] == hw[1] else None
         return SourceInfo("file", 1, _dataset_classes(source.parent), None, size, "file")
     plan = _plan_folder(source, labels_csv)
+    csv_name = labels_csv.name if labels_csv is not None else None
     return SourceInfo("folder", len(plan.tasks), plan.class_names, None, _common_size(plan), plan.layout,
-                      plan.multi_label, any(t.mask_rel for t in plan.tasks), plan.ignored)
+                      plan.multi_label, any(t.mask_rel for t in plan.tasks), plan.ignored,
+                      [name for name in plan.skipped if name != csv_name])
 
 
 def _common_size(plan: FolderPlan) -> int | None:
