@@ -229,3 +229,26 @@ def test_selection_with_no_unlabeled_case_does_not_crash(mapped_project) -> None
     assert not at.exception
     assert at.subheader[0].value == "3 selected" and not at.warning
     assert next(b for b in at.button if b.label.startswith("Label 0 unlabeled")).disabled
+
+
+def test_a_class_has_one_colour_on_every_page() -> None:
+    """Issue 13 item 10: class colours differed between Explore, Relations and Projects."""
+    import pandas as pd
+
+    from app.palette import class_colour, colour_map
+    from app.widgets.charts import relation_graph
+    from app.widgets.umap_map import build_map
+
+    classes = ["normal", "pneumonia"]
+    frame = pd.DataFrame({"image_id": [1, 2, 3], "x": [0.0, 1.0, 2.0], "y": [0.0, 1.0, 0.5],
+                          "status": ["labeled", "labeled", "unlabeled"], "label": ["pneumonia", "normal", "unlabeled"],
+                          "predicted": ["pneumonia", "normal", "normal"], "entropy": [0.1, 0.2, 0.3],
+                          "acquisition_rank": [None, None, 1], "disagreement": [0.0, 0.0, 0.1],
+                          "split": ["train"] * 3, "label_value": [1, 0, None]})
+    figure = build_map(frame, "current label", classes=classes).figure
+    map_colours = {t.name: t.marker.color for t in figure.data if t.name in classes}
+    nodes = pd.DataFrame({"image_id": [1, 2], "label": ["pneumonia", "normal"], "x": [0.0, 1.0], "y": [0.0, 1.0]})
+    edges = pd.DataFrame({"source": [1], "target": [2], "similarity": [0.9]})
+    graph_colours = {t.name: t.marker.color for t in relation_graph(1, nodes, edges, classes).data if t.name}
+    assert map_colours == graph_colours == {"normal": class_colour(0), "pneumonia": class_colour(1)}
+    assert colour_map(classes, ["pneumonia", "val"])["pneumonia"] == class_colour(1)

@@ -68,10 +68,11 @@ def _selection(frame: pd.DataFrame, project: Project, ids: list[int]) -> None:
 
 @st.cache_resource(max_entries=8, show_spinner=False)
 def _map(db_url: str, project_id: int, checkpoint_id: int, color_by: str, limit: int,
-         version: tuple[int, ...]) -> MapFigure:
+         version: tuple[int, ...], classes: tuple[str, ...] = ()) -> MapFigure:
     """The built figure per (project, checkpoint, colouring, cap, data version): reruns (a click, a lasso)
     reuse it instead of rebuilding 50k points. Read-only once built."""
-    return build_map(image_frame(project_id, checkpoint_id, mapped_only=True, version=version), color_by, limit)
+    return build_map(image_frame(project_id, checkpoint_id, mapped_only=True, version=version), color_by, limit,
+                     list(classes))
 
 
 def _placeholder() -> go.Figure:
@@ -94,7 +95,7 @@ def _map_and_selection(project: Project, checkpoint_id: int) -> None:
     version = frame_version(project.id, checkpoint_id)   # fresh on fragment reruns too (labels may change)
     show_all = bool(st.session_state.get(SHOW_ALL_KEY))  # the toggle below, as last set
     drawn = _map(get_store().config.db_url, project.id, checkpoint_id, color_by, 0 if show_all else FIRST_PAINT,
-                 version)
+                 version, tuple(project.classes))
     event = slot.plotly_chart(drawn.figure, on_select="rerun", selection_mode=("points", "box", "lasso"),
                               key=MAP_KEY, width="stretch")
     if drawn.total > FIRST_PAINT > 0:

@@ -6,6 +6,7 @@ import streamlit as st
 from sqlalchemy import func, select
 
 from app import state
+from app.palette import class_colour
 from app.resources import get_store
 from app.text import md
 from app.views.project_forms import classes_form, create_form, demo_section, import_form
@@ -54,7 +55,9 @@ def render() -> None:
                 if status["images"]:
                     st.progress(status["labeled"] / status["images"], text="label progress")
                 if project.task != "segmentation" and status["labeled"]:
-                    st.bar_chart(class_balance(session, project), horizontal=True, height=160)
+                    balance = class_balance(session, project).reset_index()
+                    balance["colour"] = [class_colour(i) for i in range(len(balance))]  # as on every page
+                    st.bar_chart(balance, x="class", y="labeled images", color="colour", horizontal=True, height=160)
                 if not (status["labeled"] or status["uncertain"] or status["excluded"]):
                     with st.expander("classes (editable until the first label)"):
                         classes_form(project.id, project.name, list(project.classes), project.task)

@@ -61,7 +61,7 @@ def render() -> None:
     nodes = _layout(case, neighbours)
     nodes["label"] = frame.loc[nodes["image_id"], "label"].to_numpy()
     within = edges[edges["source"].isin(ids) & edges["target"].isin(ids)]
-    st.plotly_chart(relation_graph(case, nodes, within), width="stretch")
+    st.plotly_chart(relation_graph(case, nodes, within, list(project.classes)), width="stretch")
     st.button("Open this case in Label", on_click=open_in_label, args=(case,))
     st.subheader(f"Possible label errors ({len(flagged)})")
     st.caption("Labeled cases where most labeled neighbours carry another label.")

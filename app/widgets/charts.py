@@ -5,10 +5,12 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
+from app.palette import colour_map
 from app.text import html
 
 
-def relation_graph(center: int, nodes: pd.DataFrame, edges: pd.DataFrame) -> go.Figure:
+def relation_graph(center: int, nodes: pd.DataFrame, edges: pd.DataFrame, classes: list[str] | None = None
+                   ) -> go.Figure:
     """Star-and-mesh graph of a case and its neighbours: nodes coloured by label, edge width = similarity.
 
     nodes: image_id, label, x, y (layout positions); edges: source, target, similarity (within nodes).
@@ -19,11 +21,12 @@ def relation_graph(center: int, nodes: pd.DataFrame, edges: pd.DataFrame) -> go.
         (x0, y0), (x1, y1) = position.loc[edge.source], position.loc[edge.target]
         fig.add_trace(go.Scatter(x=[x0, x1], y=[y0, y1], mode="lines", hoverinfo="skip", showlegend=False,
                                  line={"width": max(0.5, 8 * float(edge.similarity) ** 4), "color": "#9aa5b1"}))
+    colours = colour_map(list(classes or []), sorted(str(v) for v in nodes["label"].unique()))
     for label, group in nodes.groupby("label"):
         fig.add_trace(go.Scatter(x=group["x"], y=group["y"], mode="markers+text", name=html(label),
                                  text=[str(i) for i in group["image_id"]], textposition="top center",
                                  marker={"size": [26 if i == center else 16 for i in group["image_id"]],
-                                         "line": {"width": 1, "color": "white"}},
+                                         "color": colours[str(label)], "line": {"width": 1, "color": "white"}},
                                  customdata=group[["image_id"]], hovertemplate="image %{customdata[0]}<extra>"
                                  + html(label).replace("%", "%%") + "</extra>"))
     fig.update_layout(height=460, margin={"l": 10, "r": 10, "t": 10, "b": 10}, xaxis={"visible": False},

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import plotly.express as px
 import plotly.graph_objects as go
 
+from app.palette import colour_map
 from app.text import html
 
 COLOR_COLUMNS = {"current label": "label", "predicted class": "predicted", "uncertainty (entropy)": "entropy",
@@ -104,7 +104,7 @@ def first_paint_rows(frame: pd.DataFrame, limit: int) -> np.ndarray:
     return np.sort(np.concatenate([decided, top, sample]))
 
 
-def build_map(frame: pd.DataFrame, color_by: str, limit: int = 0) -> MapFigure:
+def build_map(frame: pd.DataFrame, color_by: str, limit: int = 0, classes: list[str] | None = None) -> MapFigure:
     """frame: one row per mapped image with image_id, x, y, status, label, predicted, entropy,
     acquisition_rank and the colour columns of COLOR_COLUMNS. limit > 0 draws at most that many points
     (first_paint_rows); positions are scaled over all rows, so the capped map lines up with the full one."""
@@ -121,7 +121,7 @@ def build_map(frame: pd.DataFrame, color_by: str, limit: int = 0) -> MapFigure:
     colours = frame[column].fillna(0).to_numpy(np.float32) if continuous else None
     keys, group, detailed = _groups(frame, None if continuous else column)
     categories = sorted({key[0] for key in keys} - {"unlabeled"})
-    palette = dict(zip(categories, px.colors.qualitative.Bold * 4))
+    palette = colour_map(list(classes or []), categories)  # class i has one colour on every page
     fig = go.Figure()
     seen: set[str] = set()
     for number, (value, label, predicted) in enumerate(keys):
