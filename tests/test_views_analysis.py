@@ -56,6 +56,19 @@ def test_explore_uncertain_and_relations_pages(analyzed_project) -> None:
     assert at.get("plotly_chart")
     assert any(s.value.startswith("Possible label errors") for s in at.subheader)
 
+    def label_errors() -> None:  # issue 13 item 10: the table had no thumbnails or click-through
+        import pandas as pd
+
+        from app.views.relations import _label_errors
+
+        _label_errors(pd.DataFrame({"image_id": [1, 2], "labeled_neighbours": [5, 4], "disagreeing": [4, 3],
+                                    "label": ["normal", "pneumonia"], "share": [0.8, 0.75]}))
+
+    from streamlit.testing.v1 import AppTest
+
+    errors = AppTest.from_function(label_errors, default_timeout=30).run()
+    assert not errors.exception and "preview" in errors.dataframe[0].value.columns
+
     at = _page_app("app.views.models").run()
     assert not at.exception
     labels = {m.label for m in at.metric}  # sensitivity/specificity name the positive class (issue 13 item 10)

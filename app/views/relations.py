@@ -18,6 +18,7 @@ from app.queries import (
 )
 from app.text import md
 from app.widgets.charts import relation_graph
+from app.widgets.image import data_url
 
 
 def _layout(center: int, neighbours: pd.DataFrame) -> pd.DataFrame:
@@ -63,6 +64,26 @@ def render() -> None:
     within = edges[edges["source"].isin(ids) & edges["target"].isin(ids)]
     st.plotly_chart(relation_graph(case, nodes, within, list(project.classes)), width="stretch")
     st.button("Open this case in Label", on_click=open_in_label, args=(case,))
+    _label_errors(flagged)
+
+
+LABEL_ERRORS_SHOWN = 200
+
+
+def _label_errors(flagged: pd.DataFrame) -> None:
+    """The flagged cases with thumbnails; picking a row offers it on this page or in Label (issue 13 item 10)."""
     st.subheader(f"Possible label errors ({len(flagged)})")
-    st.caption("Labeled cases where most labeled neighbours carry another label.")
-    st.dataframe(flagged, hide_index=True, width="stretch")
+    st.caption("Labeled cases where most labeled neighbours carry another label. Pick a row to look at it.")
+    if flagged.empty:
+        return
+    shown = flagged.head(LABEL_ERRORS_SHOWN).copy()
+    shown.insert(1, "preview", [data_url(t) for t in thumbnails(shown["image_id"].astype(int).tolist(), 64)])
+    event = st.dataframe(shown, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row",
+                         key="relations.label_errors",
+                         column_config={"preview": st.column_config.ImageColumn("preview", width="small")})
+    rows = event.selection.rows if event and event.selection else []
+    if rows:
+        case = int(shown.iloc[rows[0]]["image_id"])
+        cols = st.columns(2)
+        cols[0].button(f"Show case {case} here", on_click=state.put, args=(state.CURRENT_IMAGE, case))
+        cols[1].button(f"Open case {case} in Label", type="primary", on_click=open_in_label, args=(case,))

@@ -7,6 +7,7 @@ from app import state
 from app.links import open_in_label
 from app.queries import active_checkpoint_id, current_project, image_frame, thumbnails
 from app.text import md
+from app.widgets.image import data_url
 
 SCORES = ["entropy", "margin", "least_confidence", "disagreement", "mc_variance"]
 OPTIONAL = ("mc_variance",)   # only stored when the analysis ran MC-dropout passes; hidden when empty
@@ -39,16 +40,8 @@ def _ranked(project_id: int) -> None:
     shown = [name for name in SCORES if name not in OPTIONAL or ranked[name].notna().any()]
     table = ranked[["image_id", "acquisition_rank", "predicted", *shown]].rename(
         columns={"acquisition_rank": "rank"})
-    table.insert(1, "preview", [_data_url(t) for t in thumbnails(ranked["image_id"].astype(int).tolist(), 64)])
+    table.insert(1, "preview", [data_url(t) for t in thumbnails(ranked["image_id"].astype(int).tolist(), 64)])
     st.dataframe(table, hide_index=True, width="stretch",
                  column_config={"preview": st.column_config.ImageColumn("preview", width="small")})
     st.button(f"Label these {len(ranked)} next", type="primary", on_click=_label_next,
               args=(ranked["image_id"].astype(int).tolist(),))
-
-
-def _data_url(pixels) -> str:
-    import base64
-
-    from engine.data.io import encode_png_bytes
-
-    return "data:image/png;base64," + base64.b64encode(encode_png_bytes(pixels)).decode()

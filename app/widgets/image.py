@@ -26,3 +26,12 @@ def window_range(pixels: np.ndarray) -> tuple[float, float]:
     """Slider bounds for window centre / width."""
     lo, hi = float(np.min(pixels)), float(np.max(pixels))
     return lo, max(hi, lo + 1.0)
+
+
+def data_url(pixels) -> str:
+    """A uint8 preview as a PNG data URL (for image columns of tables)."""
+    import base64
+
+    from engine.data.io import encode_png_bytes
+
+    return "data:image/png;base64," + base64.b64encode(encode_png_bytes(pixels)).decode()
