@@ -40,3 +40,19 @@ def test_bench_tables_use_the_sample_std() -> None:
     mean, std = mean_std([0.90, 0.92, None, float("nan")])
     assert mean == 0.91 and abs(std - 0.0141421356) < 1e-9  # ddof = 1 over the two real values
     assert np.isnan(mean_std([0.9])[1]) and np.isnan(mean_std([])[0])
+
+
+def test_bench_ssl_has_a_plain_reference_row_without_a_matched_twin(tmp_path: Path) -> None:
+    """Issue 16 §0: the simplest competent loop sits in the table beside supervised."""
+    from engine.bench import ssl
+
+    rng = np.random.default_rng(0)
+    data = tmp_path / "set"
+    data.mkdir()
+    for split, n in (("train", 80), ("val", 20), ("test", 20)):
+        np.savez(data / f"{split}.npz", images=rng.integers(0, 255, (n, 16, 16), dtype=np.uint8),
+                 labels=np.arange(n) % 2)
+    assert ssl.main(["--data", str(data), "--methods", "plain,supervised,mean_teacher", "--label-fractions", "0.25",
+                     "--seeds", "0", "--epochs", "1", "--threads", "1", "--out", str(tmp_path / "out")]) == 0
+    rows = json.loads((tmp_path / "out" / "results.json").read_text())["rows"]
+    assert sorted(r["method"] for r in rows) == ["mean_teacher", "plain", "supervised", "supervised@mean_teacher"]

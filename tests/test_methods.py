@@ -10,13 +10,14 @@ from engine.models import create_model
 
 torch.set_num_threads(1)  # tiny tensors; the shared 2-core box punishes oversubscription
 CLASSIFIERS = [name for name in METHODS.names() if "multiclass" in METHODS[name].tasks]  # seg: test_seg.py
-SSL = [name for name in CLASSIFIERS if name != "supervised"]
+LABELED_ONLY = ("supervised", "plain")  # no unlabeled term; plain has no EMA copy either
+SSL = [name for name in CLASSIFIERS if name not in LABELED_ONLY]
 
 
 def make_method(name: str, task: str = "multiclass", **params):
     torch.manual_seed(0)
     student = create_model("compact_cnn", num_classes=3, in_chans=1)
-    params = {"warmup_fraction": 0.0, **params} if name != "supervised" else params
+    params = {"warmup_fraction": 0.0, **params} if name not in LABELED_ONLY else params
     if name == "s2mts2":
         params.setdefault("queue_size", 8)
     method = METHODS[name](student, task, 3, ViewMaker(AugConfig(), 0.5, 0.25), params)
@@ -83,7 +84,7 @@ def test_s2mts2_stage2_starts_with_teacher_equal_to_student() -> None:
         assert torch.equal(t, s)
 
 
-@pytest.mark.parametrize("name", [n for n in CLASSIFIERS if n != "s2mts2"])
+@pytest.mark.parametrize("name", [n for n in CLASSIFIERS if n not in ("s2mts2", "plain")])
 def test_ema_moves_teacher_toward_student_at_configured_rate(name: str) -> None:
     method = make_method(name)
     if method.teacher is None:
@@ -129,3 +130,15 @@ def test_src_mt_adds_relation_term_and_supervised_has_no_consistency() -> None:
 def test_params_unknown_key_is_an_error() -> None:
     with pytest.raises(ValueError, match="unknown"):
         make_method("mean_teacher", lamda_max=3.0)
+
+
+def test_plain_reference_loop_has_no_teacher_and_only_flips() -> None:
+    """The plain reference row (issue 16 §0): no EMA copy, one student, augmentation = mirror only."""
+    method = make_method("plain")
+    assert method.teacher is None and set(method.eval_models()) == {"student"}
+    views = ViewMaker(AugConfig(), 0.5, 0.25)
+    images = torch.randint(0, 255, (64, 1, 8, 8), dtype=torch.uint8)
+    out = views.flipped(images, torch.Generator().manual_seed(0))
+    plain, mirrored = views.plain(images), views.plain(images).flip(-1)
+    same = [(torch.equal(o, p) or torch.equal(o, m)) for o, p, m in zip(out, plain, mirrored)]
+    assert all(same) and any(not torch.equal(o, p) for o, p in zip(out, plain))

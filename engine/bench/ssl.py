@@ -29,7 +29,7 @@ SUMMARY_KEYS = ("test_auc", "val_auc", "test_sensitivity", "test_specificity", "
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, type=Path, help="folder with train.npz, val.npz, test.npz")
-    parser.add_argument("--methods", default="supervised,mean_teacher,src_mt,s2mts2")
+    parser.add_argument("--methods", default="plain,supervised,mean_teacher,src_mt,s2mts2")
     parser.add_argument("--label-fractions", default="0.05,0.2")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--budget-minutes", type=float, default=None, help="wall clock per run (matched)")
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
                     row = _run_cell(args, splits, class_names, method, fraction, seed, {})
                     _add(results, results_path, {"run": run_index, **row}, done)
                 matched = f"supervised@{method}"
-                if method == "supervised" or "supervised" not in methods or args.no_matched_baseline or \
+                if method in ("supervised", "plain") or "supervised" not in methods or args.no_matched_baseline or \
                         (matched, fraction, seed) in done:
                     continue
                 source = json.loads((args.out / "cells" / f"{method}_{fraction}_{seed}.json").read_text())["row"]

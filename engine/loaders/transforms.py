@@ -26,6 +26,14 @@ class ViewMaker:
         """Evaluation view: scale to [0, 1] and normalise; no randomness."""
         return self._normalise(images.float() / 255.0)
 
+    def flipped(self, images: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """Mirror only (when hflip is on), per sample: the plain reference loop's whole augmentation."""
+        x = images.float() / 255.0
+        if self.aug.hflip and x.shape[0]:
+            flip = torch.rand(x.shape[0], generator=gen, device=x.device) < 0.5
+            x = torch.where(flip.view(-1, *([1] * (x.dim() - 1))), x.flip(-1), x)
+        return self._normalise(x)
+
     def weak(self, images: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         a = self.aug
         x = _affine(images.float() / 255.0, gen, a.weak_rotate_deg, a.weak_translate, a.weak_scale, a.hflip)

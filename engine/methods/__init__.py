@@ -1,6 +1,7 @@
 """SSL methods; importing this package registers every method in METHODS (key = file name)."""
 from engine.methods import (  # noqa: F401  (registration)
     mean_teacher,
+    plain,
     s2mts2,
     secl,
     seg_mean_teacher,
