@@ -76,6 +76,15 @@ def test_explore_uncertain_and_relations_pages(analyzed_project) -> None:
     assert any(label.startswith("sensitivity") and "pneumonia" in label for label in labels)
     assert len(at.get("plotly_chart")) == 3                  # ROC, confusion, reliability
 
+    def flips() -> None:  # issue 13 item 10: flipped predictions showed class indices, no thumbnails
+        from app.views.models import _flips_table
+
+        _flips_table([(1, 0, 1), (2, 1, 0)], ["normal", "pneumonia"], 1, 2)
+
+    flipped = AppTest.from_function(flips, default_timeout=30).run()
+    table = flipped.dataframe[0].value
+    assert not flipped.exception and "preview" in table.columns and table["#2"].tolist() == ["pneumonia", "normal"]
+
     at = _page_app("app.views.export").run()
     assert not at.exception
     buttons = {b.proto.label: b for b in at.get("download_button")}

@@ -4,12 +4,14 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app.queries import current_project
+from app.links import open_in_label
+from app.queries import current_project, thumbnails
 from app.resources import get_store
 from app.text import md
 from app.views.models_seg import SEG_HEADLINE, show_seg_report
 from app.views.train import label_split
 from app.widgets.charts import confusion_figure, reliability_figure, roc_figure
+from app.widgets.image import data_url
 from db.results import flipped_predictions, list_checkpoints
 
 HEADLINE = ["auc", "sensitivity", "specificity", "f1", "balanced_accuracy", "ece"]
@@ -71,9 +73,23 @@ def _compare(session, checkpoints, split: str, headline: list[str], classes: lis
     flips = flipped_predictions(session, first, second)
     st.caption(f"{len(flips)} predictions flipped between #{first} and #{second} (analyzed images only).")
     if flips:
-        named = [(image_id, class_names(a, classes), class_names(b, classes)) for image_id, a, b in flips[:500]]
-        st.dataframe(pd.DataFrame(named, columns=["image_id", f"#{first}", f"#{second}"]),
-                     hide_index=True, width="stretch")
+        _flips_table(flips[:FLIPS_SHOWN], classes, first, second)
+
+
+FLIPS_SHOWN = 200
+
+
+def _flips_table(flips: list, classes: list[str], first: int, second: int) -> None:
+    """Flipped cases with thumbnails and class names; a picked row opens in Label (issue 13 item 10)."""
+    table = pd.DataFrame([(image_id, class_names(a, classes), class_names(b, classes)) for image_id, a, b in flips],
+                         columns=["image_id", f"#{first}", f"#{second}"])
+    table.insert(1, "preview", [data_url(t) for t in thumbnails(table["image_id"].astype(int).tolist(), 64)])
+    event = st.dataframe(table, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row",
+                         key="models.flips", column_config={"preview": st.column_config.ImageColumn("preview")})
+    rows = event.selection.rows if event and event.selection else []
+    if rows:
+        case = int(table.iloc[rows[0]]["image_id"])
+        st.button(f"Open case {case} in Label", type="primary", on_click=open_in_label, args=(case,))
 
 
 def render() -> None:
