@@ -62,3 +62,52 @@ def test_train_page_shows_a_new_checkpoint_without_a_reload(app_server, tmp_path
         store.dispose()
         expect(page.get_by_text("Set active")).to_be_visible(timeout=4_000)  # no reload: within the 3 s goal
         browser.close()
+
+
+PAGES = ["projects", "label", "train", "explore", "relations", "uncertain", "models", "export"]
+
+
+def test_every_page_renders_empty_classification_and_segmentation(app_server, tmp_path,  # noqa: F811
+                                                                  _isolated_home) -> None:
+    """Issue 13: screenshots of every page at 1440x900 (CI keeps them as artifacts), none showing an error."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from tests.conftest import shared_file
+    from tests.test_browser import _artifacts
+
+    folder = _artifacts() / "pages"
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(2)
+
+    def classification() -> str:
+        np.savez(tmp_path / "train.npz", images=rng.integers(0, 255, (8, 32, 32), dtype=np.uint8),
+                 labels=np.array([0, 1, 0, 1, -1, -1, -1, -1]))
+        assert main(["import", "--project", "chest", "--task", "multiclass", "--classes", "normal,pneumonia",
+                     "--source", str(tmp_path / "train.npz")]) == 0
+        return "?project=1"
+
+    def segmentation() -> str:
+        ph2 = np.load(shared_file("ph2_dermoscopy_seg_128/val.npz"))
+        np.savez(tmp_path / "seg.npz", images=ph2["images"][:4], masks=ph2["masks"][:4])
+        assert main(["import", "--project", "skin", "--task", "segmentation", "--classes", "lesion",
+                     "--source", str(tmp_path / "seg.npz")]) == 0
+        np.savez(tmp_path / "pool.npz", images=ph2["images"][4:6])  # unlabeled: the Label page shows the canvas
+        assert main(["import", "--project", "skin", "--source", str(tmp_path / "pool.npz")]) == 0
+        return "?project=2"
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
+        page.set_default_timeout(30_000)
+        for state, prepare in (("empty", lambda: ""), ("classification", classification),
+                               ("segmentation", segmentation)):
+            query = prepare()
+            for name in PAGES:
+                page.goto(f"{app_server}/{'' if name == 'projects' else name}{query}")
+                expect(page.get_by_text("Research use only")).to_be_visible(timeout=30_000)
+                page.wait_for_timeout(700)
+                assert page.locator("[data-testid='stException']").count() == 0, (state, name)
+                assert page.get_by_text("This page stopped").count() == 0, (state, name)
+                page.screenshot(path=str(folder / f"{state}-{name}.png"))
+        browser.close()
+    assert len(list(folder.glob("*.png"))) == 3 * len(PAGES)
