@@ -91,6 +91,14 @@ def _stop_workers(home: Path) -> None:
             pass
 
 
+def new_page(playwright):
+    """Debian's Chromium at 1440x900 with 30 s timeouts: (browser, page); the caller closes the browser."""
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+    page = browser.new_page(viewport={"width": 1440, "height": 900})
+    page.set_default_timeout(30_000)
+    return browser, page
+
+
 def _artifacts() -> Path:
     folder = Path(os.environ.get("MEDSSL_ARTIFACTS") or REPO_ROOT / "test-artifacts") / "browser"
     folder.mkdir(parents=True, exist_ok=True)

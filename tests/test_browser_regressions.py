@@ -9,7 +9,7 @@ from db.config import StoreConfig
 from db.models import Label
 from db.store import open_store
 from engine.cli import main
-from tests.test_browser import CHROMIUM, app_server  # noqa: F401 - fixture
+from tests.test_browser import CHROMIUM, app_server, new_page  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on this machine (CI installs Debian's)")]
@@ -24,9 +24,7 @@ def test_number_keys_work_after_clicking_a_toggle(app_server, tmp_path, _isolate
     assert main(["import", "--project", "keys", "--task", "multiclass", "--classes", "normal,pneumonia",
                  "--source", str(tmp_path / "train.npz")]) == 0
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-        page = browser.new_page(viewport={"width": 1440, "height": 900})
-        page.set_default_timeout(30_000)
+        browser, page = new_page(p)
         page.goto(f"{app_server}/label")
         expect(page.get_by_role("button", name="2 · pneumonia")).to_be_visible(timeout=30_000)
         page.get_by_text("invert", exact=True).click()          # a toggle takes the focus
@@ -52,8 +50,7 @@ def test_train_page_shows_a_new_checkpoint_without_a_reload(app_server, tmp_path
     assert main(["import", "--project", "live", "--task", "multiclass", "--classes", "a,b",
                  "--source", str(tmp_path / "train.npz")]) == 0
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-        page = browser.new_page(viewport={"width": 1440, "height": 900})
+        browser, page = new_page(p)
         page.goto(f"{app_server}/train")
         expect(page.get_by_text("No checkpoints yet.")).to_be_visible(timeout=30_000)
         store = open_store(StoreConfig.from_env(home=_isolated_home))
@@ -96,9 +93,7 @@ def test_every_page_renders_empty_classification_and_segmentation(app_server, tm
         return "?project=2"
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-        page = browser.new_page(viewport={"width": 1440, "height": 900})
-        page.set_default_timeout(30_000)
+        browser, page = new_page(p)
         for state, prepare in (("empty", lambda: ""), ("classification", classification),
                                ("segmentation", segmentation)):
             query = prepare()

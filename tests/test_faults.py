@@ -98,9 +98,19 @@ def test_resumed_run_keeps_the_pre_crash_curve() -> None:
     assert all(c["val_score"] is not None for c in progress.curve)
 
 
+def _serve_once(store) -> None:
+    """A real worker over the queue until it is empty, then closed."""
+    from engine.worker import Worker
+
+    worker = Worker(store)
+    try:
+        worker.serve(once=True)
+    finally:
+        worker.close()
+
+
 def test_full_disk_fails_the_job_with_its_reason_and_the_worker_keeps_serving(store, handlers,  # noqa: F811
                                                                                monkeypatch) -> None:
-    from engine.worker import Worker
 
     def full(ctx):
         raise OSError(errno.ENOSPC, "No space left on device", "/data/checkpoints/p1/job1/last.pt")
@@ -117,11 +127,7 @@ def test_full_disk_fails_the_job_with_its_reason_and_the_worker_keeps_serving(st
         return real_finish(session, job_id, *args, **kwargs)
 
     monkeypatch.setattr("engine.worker.finish", flaky_finish)
-    worker = Worker(store)
-    try:
-        worker.serve(once=True)
-    finally:
-        worker.close()
+    _serve_once(store)
     with store.sessions.begin() as s:
         failed, done = s.get(Job, first), s.get(Job, second)
         assert failed.status == "failed" and "disk full" in failed.message and "retry" in failed.message
@@ -249,7 +255,6 @@ def test_read_commands_work_on_a_read_only_data_folder(tmp_path: Path, _isolated
 
 def test_a_failed_job_keeps_its_cause_on_the_row_and_its_traceback_in_logs(store, handlers) -> None:  # noqa: F811
     """Issue 13 item 1: the page and the worker log showed only the last line of an error."""
-    from engine.worker import Worker
 
     def deep(ctx):
         def plan():
@@ -259,11 +264,7 @@ def test_a_failed_job_keeps_its_cause_on_the_row_and_its_traceback_in_logs(store
     handlers["deep"] = deep
     with store.sessions.begin() as s:
         job_id = enqueue(s, "deep", {}).id
-    worker = Worker(store)
-    try:
-        worker.serve(once=True)
-    finally:
-        worker.close()
+    _serve_once(store)
     with store.sessions.begin() as s:
         message = s.get(Job, job_id).message
     assert message.startswith("failed: index 6 is out of bounds") and f"logs/job-{job_id}.log" in message

@@ -23,7 +23,7 @@ from db.store import open_store
 from engine.cli import main
 from engine.data.io import save_mask
 from tests.conftest import REPO_ROOT
-from tests.test_browser import CHROMIUM, _artifacts, _free_port
+from tests.test_browser import CHROMIUM, _artifacts, _free_port, new_page
 from tests.test_views import _page_app
 
 SIZE = 32
@@ -185,9 +185,7 @@ def _draw_and_save(url: str, expect, sync_playwright) -> None:
     while time.monotonic() < deadline and socket.socket().connect_ex(("127.0.0.1", int(url.rsplit(":", 1)[1]))):
         time.sleep(0.3)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-        page = browser.new_page(viewport={"width": 1440, "height": 900})
-        page.set_default_timeout(30_000)
+        browser, page = new_page(p)
         page.goto(f"{url}/label")
         # the first render under a loaded CI machine can take longer than expect's 5 s default
         expect(page.get_by_role("button", name="Save mask (Enter)")).to_be_visible(timeout=30_000)
