@@ -6,11 +6,11 @@ import io
 import json
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from db.labels import current_labels
-from db.models import Image, Prediction, Project
+from db.models import Image, Label, Prediction, Project
 
 LABEL_FIELDS = ("image_id", "source_name", "split", "label", "label_index", "mask_path", "source", "annotator",
                 "labeled_at", "comment")
@@ -30,6 +30,18 @@ def label_records(session: Session, project: Project) -> list[dict[str, Any]]:
                      "source": label.source, "annotator": annotator or "",
                      "labeled_at": label.created_at.isoformat(), "comment": label.comment or ""})
     return rows
+
+
+def label_count(session: Session, project_id: int) -> int:
+    """len(label_records(...)) without building them: the images that have a current label."""
+    return session.scalar(select(func.count(Image.id)).join(Label, Label.id == Image.current_label_id)
+                          .where(Image.project_id == project_id)) or 0
+
+
+def prediction_count(session: Session, project_id: int, checkpoint_id: int) -> int:
+    """len(prediction_records(...)) without building them."""
+    return session.scalar(select(func.count(Image.id)).join(Prediction, Prediction.image_id == Image.id)
+                          .where(Image.project_id == project_id, Prediction.checkpoint_id == checkpoint_id)) or 0
 
 
 def prediction_records(session: Session, project: Project, checkpoint_id: int) -> list[dict[str, Any]]:

@@ -1,6 +1,8 @@
 """Issue 13 regressions in a real Chromium: keys after a click (item 7), pages that stay current (item 8)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from sqlalchemy import select
@@ -104,5 +106,10 @@ def test_every_page_renders_empty_classification_and_segmentation(app_server, tm
                 assert page.locator("[data-testid='stException']").count() == 0, (state, name)
                 assert page.get_by_text("This page stopped").count() == 0, (state, name)
                 page.screenshot(path=str(folder / f"{state}-{name}.png"))
+        page.goto(f"{app_server}/export?project=1")  # the files are built on click (deferred data)
+        with page.expect_download() as download:
+            page.get_by_role("button", name="labels.csv").click()
+        rows = Path(download.value.path()).read_text().strip().splitlines()
+        assert rows[0].startswith("image_id,") and len(rows) == 1 + 4  # the 4 labeled chest images
         browser.close()
     assert len(list(folder.glob("*.png"))) == 3 * len(PAGES)

@@ -12,7 +12,15 @@ from sqlalchemy import select
 from app.queries import current_project
 from app.resources import get_store
 from app.text import md
-from db.exports import LABEL_FIELDS, label_records, prediction_records, to_csv, to_json
+from db.exports import (
+    LABEL_FIELDS,
+    label_count,
+    label_records,
+    prediction_count,
+    prediction_records,
+    to_csv,
+    to_json,
+)
 from db.jobs import enqueue, job_dict
 from db.models import Job, Project
 from db.results import active_checkpoint_id
@@ -48,8 +56,8 @@ def _model_section(project: Project) -> None:
         for relative in files:
             path = store.config.home / relative
             if path.exists():
-                st.download_button(f"download {path.name} (#{job['id']})", path.read_bytes(), file_name=path.name,
-                                   key=f"dl{job['id']}{path.name}")
+                st.download_button(f"download {path.name} (#{job['id']})", lambda p=path: p.read_bytes(),
+                                   file_name=path.name, key=f"dl{job['id']}{path.name}")  # read on click
 
 
 def render() -> None:
@@ -62,23 +70,37 @@ def render() -> None:
 
 @st.fragment(run_every=2.0)
 def _downloads(project_id: int) -> None:
-    """Re-runs on its own: new labels, a new model or a finished export job appear without a reload."""
+    """Re-runs on its own: new labels, a new model or a finished export job appear without a reload.
+
+    Each rerun only counts rows; the files are built when a button is clicked (deferred `data`), so an open
+    Export page does not rebuild every CSV, JSON and mask zip of the project every 2 s.
+    """
     store = get_store()
     with store.sessions.begin() as session:  # attributes stay loaded after the commit (expire_on_commit=False)
         project = session.get(Project, project_id)
-        labels = label_records(session, project)
-        checkpoint_id = active_checkpoint_id(session, project.id)
-        predictions = prediction_records(session, project, checkpoint_id) if checkpoint_id else []
-    st.subheader(f"Labels ({len(labels)} current labels)")
+        labeled = label_count(session, project_id)
+        checkpoint_id = active_checkpoint_id(session, project_id)
+        predicted = prediction_count(session, project_id, checkpoint_id) if checkpoint_id else 0
+    st.subheader(f"Labels ({labeled} current labels)")
     cols = st.columns(3)
-    cols[0].download_button("labels.csv", to_csv(labels, LABEL_FIELDS), file_name=f"{project.name}-labels.csv",
-                            mime="text/csv", disabled=not labels)
-    cols[1].download_button("labels.json", to_json(labels), file_name=f"{project.name}-labels.json",
-                            mime="application/json", disabled=not labels)
+    cols[0].download_button("labels.csv", lambda: to_csv(_labels(project_id), LABEL_FIELDS),
+                            file_name=f"{project.name}-labels.csv", mime="text/csv", disabled=not labeled)
+    cols[1].download_button("labels.json", lambda: to_json(_labels(project_id)),
+                            file_name=f"{project.name}-labels.json", mime="application/json", disabled=not labeled)
     if project.task == "segmentation":
-        cols[2].download_button("masks.zip", _masks_zip(labels, store.config.home),
-                                file_name=f"{project.name}-masks.zip", disabled=not labels)
-    st.subheader(f"Predictions ({len(predictions)} images, checkpoint {checkpoint_id or '–'})")
-    st.download_button("predictions.csv", to_csv(predictions) if predictions else "", disabled=not predictions,
-                       file_name=f"{project.name}-predictions.csv", mime="text/csv")
+        cols[2].download_button("masks.zip", lambda: _masks_zip(_labels(project_id), store.config.home),
+                                file_name=f"{project.name}-masks.zip", disabled=not labeled)
+    st.subheader(f"Predictions ({predicted} images, checkpoint {checkpoint_id or '–'})")
+    st.download_button("predictions.csv", lambda: to_csv(_predictions(project_id, checkpoint_id)) if predicted else "",
+                       disabled=not predicted, file_name=f"{project.name}-predictions.csv", mime="text/csv")
     _model_section(project)
+
+
+def _labels(project_id: int) -> list[dict]:
+    with get_store().sessions.begin() as session:
+        return label_records(session, session.get(Project, project_id))
+
+
+def _predictions(project_id: int, checkpoint_id: int) -> list[dict]:
+    with get_store().sessions.begin() as session:
+        return prediction_records(session, session.get(Project, project_id), checkpoint_id)
