@@ -54,10 +54,11 @@ def refresh_cold_start(store: Store, project_id: int, k: int = COLD_START_SIZE) 
     with store.sessions.begin() as session:
         rows = session.execute(select(Image.id, Image.meta).where(Image.project_id == project_id,
                                                                    Image.split == "train")).all()
-        ids = [r.id for r in rows if isinstance((r.meta or {}).get(META_KEY), list)]
-        if len(ids) < 2:
+        kept = [(r.id, r.meta[META_KEY]) for r in rows if isinstance((r.meta or {}).get(META_KEY), list)]
+        if len(kept) < 2:
             return []
-        features = np.array([r.meta[META_KEY] for r in rows if r.id in set(ids)], dtype=np.float32)
+        ids = [image_id for image_id, _ in kept]
+        features = np.array([thumb for _, thumb in kept], dtype=np.float32)
         order = [ids[i] for i in kcenter_order(features, k)]
         set_setting(session, cold_start_key(project_id), order)
     return order
