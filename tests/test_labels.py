@@ -96,3 +96,27 @@ def test_duplicate_project_name_refused(store) -> None:
         create_project(s, "same", "multiclass", ["a", "b"], 64)
         with pytest.raises(ProjectError, match="already exists"):
             create_project(s, "same", "multiclass", ["a", "b"], 64)
+
+
+def test_class_balance_counts_current_labels_on_every_backend(store) -> None:
+    """The Projects page's class balance grouped by the JSON label value, which PostgreSQL's json type refuses
+    ("could not identify an equality operator for type json"); it now counts through db.images.label_counts."""
+    from app.views.projects import class_balance
+    from db.labels import add_label
+    from db.models import Image, Project
+    from db.projects import get_or_create_annotator
+
+    with store.sessions.begin() as s:
+        project = Project(name="p", task="multilabel", classes=["a", "b", "c"], image_size=16)
+        s.add(project)
+        s.flush()
+        reader = get_or_create_annotator(s, "dr")
+        for i, value in enumerate([[0], [0, 2], [2], None]):
+            image = Image(project_id=project.id, stored_path="", sha256=f"{i:064d}", width=4, height=4, channels=1,
+                          dtype="uint8", split="train", source_name=str(i), meta={}, label_status="unlabeled")
+            s.add(image)
+            s.flush()
+            if value is not None:
+                add_label(s, image, reader, value)
+        balance = class_balance(s, project)
+    assert balance["labeled images"].to_dict() == {"a": 2, "b": 0, "c": 2}

@@ -3,27 +3,22 @@ from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
-from sqlalchemy import func, select
 
 from app import state
 from app.palette import class_colour
 from app.resources import get_store
 from app.text import md
 from app.views.project_forms import classes_form, create_form, demo_section, import_form
-from db.models import Image, Label
+from db.images import label_counts
 from db.projects import list_projects
 from db.status import project_status
 
 
 def class_balance(session, project) -> pd.DataFrame:
-    rows = session.execute(select(Label.value, func.count()).join(Image, Image.current_label_id == Label.id)
-                           .where(Image.project_id == project.id).group_by(Label.value)).all()
-    counts = {name: 0 for name in project.classes}
-    for value, n in rows:
-        for index in (value if isinstance(value, list) else [value]):
-            if index is not None:
-                counts[project.classes[index]] += n
-    return pd.DataFrame({"class": list(counts), "labeled images": list(counts.values())}).set_index("class")
+    """Labeled images per class; counted by db.images.label_counts (a SQL GROUP BY over the JSON label value
+    is refused by PostgreSQL's json type)."""
+    counts = label_counts(session, project.id, len(project.classes))
+    return pd.DataFrame({"class": list(project.classes), "labeled images": counts}).set_index("class")
 
 
 def render() -> None:
