@@ -19,6 +19,7 @@ from db.jobs import beat_worker, claim_next, finish, register_worker, requeue, r
 from db.models import Job
 from db.retrain import maybe_enqueue_retrain
 from db.store import Store
+from engine.data.library_logs import append_traceback
 from engine.jobs import load_handlers
 from engine.jobs.context import JobCancelled, JobContext, JobInterrupted
 from engine.jobs.housekeeping import sqlite_file, tidy
@@ -103,23 +104,13 @@ class Worker:
             return
         except Exception as exc:  # noqa: BLE001 -- any job error fails the job, never the worker
             status, error = JobStatus.FAILED.value, traceback.format_exc()
-            where = self._keep_traceback(ctx.job_id, error)
+            # the whole traceback in logs/job-<id>.log; the job row and the page keep the one-line cause
+            where = append_traceback(self.store.config.logs_dir / f"job-{ctx.job_id}.log", error)
             message = f"failed: {_reason(exc)}" + (f" (traceback: logs/{where.name})" if where else "")
             log.error("job %s failed: %s", ctx.job_id, exc)
         self._finish(ctx.job_id, status, message, error)
         self.current_job = None
         log.info("job %s %s", ctx.job_id, status)
-
-    def _keep_traceback(self, job_id: int, text: str):
-        """The whole traceback in logs/job-<id>.log; the job row and the page keep the one-line cause."""
-        path = self.store.config.logs_dir / f"job-{job_id}.log"
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with path.open("a") as fh:
-                fh.write(text)
-        except OSError:
-            return None
-        return path
 
     def _finish(self, job_id: int, status: str, message: str | None, error: str | None) -> None:
         """Record the end, retrying while the database cannot be written (a full disk): a job left

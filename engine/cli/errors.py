@@ -5,13 +5,12 @@ Exit 2 for bad usage (UsageError, a malformed --db URL, a patient key that does 
 """
 from __future__ import annotations
 
-import datetime as dt
 import os
 import sys
-import traceback
 from pathlib import Path
 
 from db.config import DEFAULT_HOME
+from engine.data.library_logs import append_traceback
 
 
 def _usage_types() -> tuple[type[BaseException], ...]:
@@ -36,15 +35,7 @@ def one_line(error: BaseException) -> str:
 def log_traceback(home: str | os.PathLike | None, error: BaseException) -> Path | None:
     """Append the traceback to logs/cli.log under the data folder; None when that folder is not writable."""
     folder = Path(home or os.environ.get("MEDSSL_HOME") or DEFAULT_HOME).expanduser() / "logs"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / "cli.log"
-        with path.open("a") as fh:
-            fh.write(f"--- {dt.datetime.now().isoformat(timespec='seconds')} {' '.join(sys.argv)}\n")
-            fh.write("".join(traceback.format_exception(error)))
-        return path
-    except OSError:
-        return None
+    return append_traceback(folder / "cli.log", error, header=" ".join(sys.argv))
 
 
 def report(home: str | os.PathLike | None, error: BaseException) -> int:

@@ -34,6 +34,24 @@ class _LazyFileHandler(logging.FileHandler):
             pass
 
 
+def append_traceback(path: Path, error: BaseException | str, header: str = "") -> Path | None:
+    """Append a traceback (an exception, or its formatted text) to a log file; None when it cannot be written.
+    The CLI (logs/cli.log), the app (logs/app.log) and the worker (logs/job-<id>.log) keep theirs this way."""
+    import datetime as dt
+    import traceback
+
+    text = error if isinstance(error, str) else "".join(traceback.format_exception(error))
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        with Path(path).open("a") as fh:
+            if header:
+                fh.write(f"--- {dt.datetime.now().isoformat(timespec='seconds')} {header}\n")
+            fh.write(text)
+    except OSError:
+        return None
+    return Path(path)
+
+
 def route_library_logs(logs_dir: Path) -> Path:
     """Attach one file handler per process to the library loggers (idempotent)."""
     path = Path(logs_dir) / "libraries.log"
