@@ -16,6 +16,15 @@ def normalize_db_url(url: str) -> str:
     return url
 
 
+def sqlite_file(db_url: str) -> Path | None:
+    """The database file of a plain SQLite URL (`sqlite:///path`); None for a server database, an in-memory
+    database or a `file:` URI (a read-only snapshot opened by its URI)."""
+    if not db_url.startswith("sqlite"):
+        return None
+    path = db_url.split("///", 1)[-1]
+    return None if not path or path == ":memory:" or path.startswith("file:") else Path(path)
+
+
 @dataclass(frozen=True)
 class StoreConfig:
     """The data folder (MEDSSL_HOME) and the database URL; everything an install writes lives under home."""

@@ -6,6 +6,7 @@ from pathlib import Path
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from db.config import sqlite_file
 from db.json_columns import dumps as json_dumps
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -25,11 +26,10 @@ def _configure_sqlite(dbapi_connection, _record) -> None:
 def make_engine(url: str) -> Engine:
     """One place that knows dialect quirks; nothing else in the code base issues SQLite-only SQL."""
     if url.startswith("sqlite"):
-        db_path = url.split("///", 1)[-1]
-        if db_path.startswith("file:"):  # a URI (read-only snapshot): nothing to create, no WAL switch
+        if url.split("///", 1)[-1].startswith("file:"):  # a URI (read-only snapshot): nothing to create, no WAL
             return create_engine(url, json_serializer=json_dumps)
-        if db_path and db_path != ":memory:":
-            Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+        if (db_file := sqlite_file(url)) is not None:
+            db_file.parent.mkdir(parents=True, exist_ok=True)
         sql_engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
                                    json_serializer=json_dumps)
         event.listen(sql_engine, "connect", _configure_sqlite)

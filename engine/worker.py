@@ -14,6 +14,7 @@ import threading
 import time
 import traceback
 
+from db.config import sqlite_file
 from db.enums import JobStatus
 from db.jobs import beat_worker, claim_next, finish, register_worker, requeue, requeue_stale, stop_worker
 from db.models import Job
@@ -22,7 +23,7 @@ from db.store import Store
 from engine.data.library_logs import append_traceback
 from engine.jobs import load_handlers
 from engine.jobs.context import JobCancelled, JobContext, JobInterrupted
-from engine.jobs.housekeeping import sqlite_file, tidy
+from engine.jobs.housekeeping import tidy
 
 log = logging.getLogger("medssl.worker")
 HEARTBEAT_S = 2.0

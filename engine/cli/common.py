@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from db.config import StoreConfig
+from db.config import StoreConfig, sqlite_file
 from db.store import Store, open_store
 
 
@@ -35,9 +35,9 @@ def common_parser() -> argparse.ArgumentParser:
 def store_from_args(args: argparse.Namespace, read: bool = False) -> Store:
     """The store the options point at; a read command (`read=True`) never creates an SQLite database."""
     config = StoreConfig.from_env(home=args.home, db=args.db)
-    if not (read and config.db_url.startswith("sqlite:///")):
+    path = sqlite_file(config.db_url)
+    if not read or path is None:
         return open_store(config)
-    path = Path(config.db_url.split("///", 1)[-1])
     if not path.exists():
         raise UsageError(f"no database at {path}: nothing was imported into this data folder yet (check --home / "
                          "MEDSSL_HOME, or --db)")

@@ -64,11 +64,3 @@ def tidy(store: Store, grace_s: float = GRACE_S) -> int:
     if removed:
         log.info("housekeeping removed %d abandoned files: %s", len(removed), [p.name for p in removed[:10]])
     return len(removed)
-
-
-def sqlite_file(db_url: str) -> Path | None:
-    """The database file of an SQLite URL (watched by the worker), None for a server database."""
-    if not db_url.startswith("sqlite"):
-        return None
-    path = db_url.split("///", 1)[-1]
-    return Path(path).resolve() if path and path != ":memory:" else None
