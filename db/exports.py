@@ -16,9 +16,18 @@ LABEL_FIELDS = ("image_id", "source_name", "split", "label", "label_index", "mas
                 "labeled_at", "comment")
 
 
+def label_indices(value: Any) -> list[int]:
+    """A stored label or prediction value (index, list of indices or None) as a list of indices."""
+    return value if isinstance(value, list) else ([] if value is None else [value])
+
+
+def label_names(classes: list[str], value: Any, sep: str = ";") -> str:
+    """A stored label or prediction value as class names (exports join with ';', the app with '; ')."""
+    return sep.join(classes[i] for i in label_indices(value))
+
+
 def _class_names(classes: list[str], value: Any) -> tuple[str, str]:
-    indices = value if isinstance(value, list) else ([] if value is None else [value])
-    return ";".join(classes[i] for i in indices), ";".join(map(str, indices))
+    return label_names(classes, value), ";".join(map(str, label_indices(value)))
 
 
 def label_records(session: Session, project: Project) -> list[dict[str, Any]]:

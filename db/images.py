@@ -8,6 +8,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from db.enums import LabelStatus
+from db.exports import label_indices
 from db.models import Image, Label
 
 
@@ -54,7 +55,7 @@ def label_counts(session: Session, project_id: int, n_classes: int) -> list[int]
     values = session.scalars(select(Label.value).join(Image, Image.current_label_id == Label.id)
                              .where(Image.project_id == project_id))
     for value in values:
-        for index in value if isinstance(value, list) else [value]:
+        for index in label_indices(value):
             if isinstance(index, int) and 0 <= index < n_classes:
                 counts[index] += 1
     return counts

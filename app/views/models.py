@@ -12,15 +12,15 @@ from app.views.models_seg import SEG_HEADLINE, show_seg_report
 from app.views.train import label_split
 from app.widgets.charts import confusion_figure, reliability_figure, roc_figure
 from app.widgets.image import data_url
+from db.exports import label_names
 from db.results import flipped_predictions, list_checkpoints
 
 HEADLINE = ["auc", "sensitivity", "specificity", "f1", "balanced_accuracy", "ece"]
 
 
 def class_names(value, classes: list[str]) -> str:
-    """A stored prediction (index or list of indices) as class names, e.g. 'pneumonia' or 'effusion; mass'."""
-    indices = value if isinstance(value, list) else ([] if value is None else [value])
-    return "; ".join(classes[i] if isinstance(i, int) and 0 <= i < len(classes) else str(i) for i in indices) or "–"
+    """A stored prediction as class names for a table, e.g. 'pneumonia' or 'effusion; mass' ('–' for none)."""
+    return label_names(classes, value, sep="; ") or "–"
 
 
 def _checkpoint_table(checkpoints) -> pd.DataFrame:
