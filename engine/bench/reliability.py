@@ -132,7 +132,10 @@ def sigkills(work: Path, points: list[float]) -> list[dict[str, Any]]:
         first.wait(10)
         second = _worker(home)
         deadline = time.time() + 240
-        while time.time() < deadline and (_counts(home)["train_done"] < 1 or _counts(home)["predictions"] == 0):
+        while time.time() < deadline:
+            now = _counts(home)  # one store open per poll
+            if now["train_done"] >= 1 and now["predictions"]:
+                break
             time.sleep(1)
         second.send_signal(signal.SIGTERM)
         second.wait(120)
