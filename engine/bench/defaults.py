@@ -30,11 +30,13 @@ CLASSIFICATION = [
     ("lambda_1", "λ_max = 1 (METHODS §8)", {"method_params": {"lambda_max": 1.0}}),
     ("no_warmup", "no supervised warm-up: consistency from step 0 (METHODS §1)",
      {"method_params": {"warmup_fraction": 0.0}}),
-    ("ema_mt_rule", "EMA rate min(1 − 1/(t+1), α) (METHODS §0.1)", {"method_params": {"ema_warmup": "mt"}}),
+    ("ema_tf_rule", "EMA rate min((1+t)/(10+t), α): the first slice's rule, below α = 0.99 until step 890",
+     {"method_params": {"ema_warmup": "tf"}}),
     ("weak_student_view", "student sees a weak view of unlabeled images, like the teacher",
      {"method_params": {"student_view": "weak"}}),
     ("unlabeled_ratio_3", "8 labeled + 24 unlabeled per batch (METHODS §8)",
      {"data": {"labeled_batch": 8, "unlabeled_ratio": 3.0}}),
+    ("compact_cnn_v1", "one 3×3 conv per block (the first slice's compact_cnn)", {"backbone": "compact_cnn_v1"}),
 ]
 SEGMENTATION = [
     ("default", "product default (secl: Adam 1e-3, cosine)", {}),
@@ -93,7 +95,8 @@ def _config(args: argparse.Namespace, seed: int, overrides: dict[str, Any]) -> A
     seg = args.task == "segmentation"
     data = {"labeled_batch": 4, "unlabeled_ratio": 1.0} if seg else {}  # bench seg's 4 + 4 (METHODS §4.2)
     data.update(overrides.get("data", {}))
-    return TrainConfig(method="secl" if seg else "mean_teacher", backbone="unet_small" if seg else "compact_cnn",
+    backbone = overrides.get("backbone") or ("unet_small" if seg else "compact_cnn")
+    return TrainConfig(method="secl" if seg else "mean_teacher", backbone=backbone,
                        seed=seed, epochs=args.epochs, patience=None, num_threads=args.threads,
                        eval_batch_size=32 if seg else 512, method_params=dict(overrides.get("method_params", {})),
                        data=DataConfig(**data), optim=OptimConfig(**overrides.get("optim", {})))

@@ -19,6 +19,9 @@ def register(subparsers, parents) -> None:
     p = subparsers.add_parser("worker", parents=parents, help="run queued jobs (train, analyze, ...)")
     p.add_argument("--once", action="store_true", help="run the queued jobs, then exit when idle")
     p.add_argument("--device", choices=["cuda", "cpu"], help="default: CUDA when present")
+    p.add_argument("--nice", type=int, default=10,
+                   help="lower the worker's OS priority by this much, so the app stays responsive while it trains "
+                        "on every core (0: unchanged)")
     p.set_defaults(handler=cmd_worker)
 
     p = subparsers.add_parser("run-job", parents=parents,
@@ -54,13 +57,16 @@ def _log_to_file(store) -> None:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from engine.core.device import lower_priority
     from engine.worker import Worker, install_signal_handlers
 
     store = store_from_args(args)
     _log_to_file(store)
+    niceness = lower_priority(args.nice)
     worker = Worker(store, device=args.device)
     install_signal_handlers(worker)
-    logging.getLogger("medssl.worker").info("worker %s started (pid %s)", worker.worker_id, os.getpid())
+    logging.getLogger("medssl.worker").info("worker %s started (pid %s, niceness %s)", worker.worker_id,
+                                            os.getpid(), niceness)
     try:
         worker.serve(once=args.once)
     finally:

@@ -74,7 +74,7 @@ class TrainConfig:
     threshold: float | None = None  # None: argmax (multiclass) / 0.5 (multilabel); SRC-MT paper: 0.18
     auc_classes: tuple[str, ...] | None = None  # classes averaged into macro AUC (ChestX-ray14: 14 diseases)
     select_on: Literal["auto", "teacher", "student"] = "auto"  # auto: teacher where one exists
-    num_threads: int | None = None  # CPU threads; None: all usable cores but one (train.default_threads)
+    num_threads: int | None = None  # CPU threads; None: every usable core (device.default_threads)
     method_params: dict[str, Any] = field(default_factory=dict)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)

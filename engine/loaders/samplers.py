@@ -39,14 +39,19 @@ class CyclicStream:
 
 class TwoStreamSampler:
     def __init__(self, labeled: np.ndarray, unlabeled: np.ndarray, labeled_batch: int, unlabeled_batch: int,
-                 seed: int, pool_size: int | None = None, rank: int = 0, world_size: int = 1) -> None:
+                 seed: int, pool_size: int | None = None, rank: int = 0, world_size: int = 1,
+                 pool: np.ndarray | None = None) -> None:
         """pool_size: training images in total (defaults to labeled + unlabeled; smaller when the unlabeled
-        stream re-reads labeled images because nothing is unlabeled). rank/world_size: this DDP rank's shard."""
+        stream re-reads labeled images because nothing is unlabeled). rank/world_size: this DDP rank's shard.
+        pool: every training image once (default: labeled + unlabeled), for uniform pool batches."""
         if len(labeled) == 0:
             raise ValueError("no labeled training images")
+        if pool is None:
+            pool = np.union1d(labeled, unlabeled)
         self.pool_size = pool_size if pool_size is not None else len(labeled) + len(unlabeled)
         self.labeled = CyclicStream(labeled, seed, 1)
         self.unlabeled = CyclicStream(unlabeled, seed, 2)
+        self.pool = CyclicStream(pool, seed, 3)
         self.labeled_batch, self.unlabeled_batch = labeled_batch, unlabeled_batch
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} outside world size {world_size}")
@@ -57,6 +62,10 @@ class TwoStreamSampler:
         chunk = step * self.world_size + self.rank
         unlabeled = self.unlabeled.chunk(chunk, self.unlabeled_batch) if with_unlabeled else np.zeros(0, np.int64)
         return self.labeled.chunk(chunk, self.labeled_batch), unlabeled
+
+    def pool_batch(self, step: int) -> np.ndarray:
+        """This rank's uniform pool indices of global step `step` (labeled + unlabeled batch size)."""
+        return self.pool.chunk(step * self.world_size + self.rank, self.labeled_batch + self.unlabeled_batch)
 
     def steps_per_epoch(self, definition: str) -> int:
         """'pool': one pass over labeled + unlabeled (CONTRACTS §6); 'labeled': one labeled pass (papers).

@@ -25,6 +25,9 @@ class Batch:
     unlabeled: torch.Tensor  # (nU, C, H, W) uint8; empty in supervised phases
     step: int
     gen: torch.Generator
+    # dataset indices of the rows (the same on every DDP rank for the same image); S2MTS2 masks its own images
+    labeled_idx: torch.Tensor | None = None
+    unlabeled_idx: torch.Tensor | None = None
 
 
 @dataclass
@@ -77,6 +80,14 @@ class SSLMethod(nn.Module):
         return [("train", 0.0)]
 
     def needs_unlabeled(self, step: int) -> bool:
+        return False
+
+    def pool_batch(self, step: int) -> bool:
+        """True: this step draws one uniform batch over the whole pool instead of labeled + unlabeled streams.
+
+        The batch then arrives as `unlabeled` (labels are not used): self-supervised pre-training sees every
+        image equally often, and one epoch is one pool pass.
+        """
         return False
 
     def lr_restarts(self) -> tuple[int, ...]:

@@ -18,9 +18,10 @@ def create_teacher(student: nn.Module) -> nn.Module:
 def ema_rate(step: int, alpha: float, warmup: str = "mt") -> float:
     """Averaging rate at global step t (from 0).
 
-    mt:   min(1 - 1/(t+1), alpha), a true running mean early on (MT, SRC-MT code; METHODS §0.1);
-    tf:   min((1+t)/(10+t), alpha), TensorFlow's num_updates form: forgets the random init ~10x faster,
-          which matters for the short runs of an interactive labeling loop [design];
+    mt:   min(1 - 1/(t+1), alpha), a true running mean early on (MT, SRC-MT code; METHODS §0.1); reaches
+          alpha = 0.99 at step 99 whatever the run length — the default (issue 16 §1);
+    tf:   min((1+t)/(10+t), alpha), TensorFlow's num_updates form, the first slice's default: it reaches
+          0.99 only at step 890, so a 588-step run never averaged at its configured rate;
     none: constant alpha (S2MTS2 fine-tuning).
     """
     if warmup == "mt":

@@ -2,6 +2,8 @@
 
 Stage 1: JCL contrastive pre-training of the student (query) against an EMA key encoder on the whole pool,
 no labels. At our scale (METHODS §8): batch negatives plus a small queue of key means, M = 4 key views.
+Stage-1 batches are drawn uniformly over the pool (one epoch = one pool pass), queue entries that came from
+the query's own image are masked out of its negatives, and the keys use Shuffle-BN (see `_keys`).
 Stage 2: Mean Teacher fine-tuning; the teacher restarts as an exact copy of the pre-trained student (P9).
 """
 from __future__ import annotations
@@ -28,6 +30,7 @@ class S2MTS2Params(MeanTeacherParams):
     key_momentum: float = 0.99  # m; 0.999 needs far more steps than a CPU run has
     proj_dim: int = 128
     queue_size: int = 1024  # FIFO of past key means; 0 = batch negatives only
+    shuffle_bn_groups: int = 2  # BN sub-batches of the Shuffle-BN emulation; 1 = one BN batch (leaks, MoCo §3.3)
     ramp_kind: str = "linear"  # S2MTS2 fine-tuning ramps linearly (P12)
 
 
@@ -49,6 +52,8 @@ class S2MTS2(MeanTeacher):
         self.key_head = copy.deepcopy(self.query_head).requires_grad_(False)
         self.register_buffer("queue", F.normalize(torch.randn(self.params.queue_size, self.params.proj_dim), dim=1))
         self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
+        # dataset index of each queue entry's image (-1: the random initial entries), to mask own-image negatives
+        self.register_buffer("queue_ids", torch.full((self.params.queue_size,), -1, dtype=torch.long))
         self.pretrain_steps = 0
 
     def set_plan(self, plan: Plan) -> None:
@@ -63,7 +68,10 @@ class S2MTS2(MeanTeacher):
         return [("pretrain", 0.0), *stage2, ("consistency", start)]
 
     def needs_unlabeled(self, step: int) -> bool:
-        return step < self.pretrain_steps or step >= self.ssl_start
+        return step >= self.ssl_start
+
+    def pool_batch(self, step: int) -> bool:
+        return step < self.pretrain_steps  # stage 1 uses no labels: sample the pool uniformly
 
     def lr_restarts(self) -> tuple[int, ...]:
         return (self.pretrain_steps,)
@@ -77,35 +85,66 @@ class S2MTS2(MeanTeacher):
 
     def pretrain_step(self, batch: Batch) -> StepOutput:
         p, gen = self.params, batch.gen
-        pool = torch.cat([batch.labeled, batch.unlabeled])  # labels ignored: the whole pool
+        pool = torch.cat([batch.labeled, batch.unlabeled])  # a uniform pool batch; labels ignored
+        ids = _row_ids(batch, len(pool), pool.device)
         with torch.no_grad():  # momentum update BEFORE the key forward, as MoCo/S2MTS2
             ema_update(self.teacher, self.student, p.key_momentum, buffers=False)
             ema_update(self.key_head, self.query_head, p.key_momentum, buffers=False)
-            self.teacher.train()  # each key view is its own BN batch: the one-GPU stand-in for Shuffle-BN
-            keys = torch.stack([F.normalize(self.key_head(self.teacher(self.views.strong(pool, gen))["feat"]
-                                                          .float()), dim=1)
-                                for _ in range(p.key_views)], dim=1)  # (B, M, d)
+            keys = torch.stack([self._keys(pool, gen) for _ in range(p.key_views)], dim=1)  # (B, M, d)
         self.student.train()
-        query = F.normalize(self.query_head(self.student_forward(self.views.strong(pool, gen))["feat"]).float(), dim=1)
+        query = F.normalize(torch.cat([self.query_head(self.student_forward(chunk)["feat"]).float()
+                                       for chunk in self._query_chunks(self.views.strong(pool, gen))]), dim=1)
         mu = keys.mean(dim=1)  # (B, d)
         negatives = torch.cat([mu, self.queue.float()])  # (B + K, d)
         exclude = torch.zeros(len(pool), len(negatives), dtype=torch.bool, device=pool.device)
         exclude[:, : len(pool)] = torch.eye(len(pool), dtype=torch.bool, device=pool.device)
+        exclude[:, len(pool):] = self.queue_ids[None, :] == ids[:, None]  # an older key mean of the same image
         strength = p.jcl_strength * (batch.step + 1) / max(self.pretrain_steps, 1)
         loss = jcl_loss(query, keys, negatives, p.tau, strength, exclude)
-        self._enqueue(mu)
+        self._enqueue(mu, ids)
         return StepOutput(loss, {"loss_jcl": float(loss.detach()), "jcl_strength": strength})
 
+    def _query_chunks(self, view: torch.Tensor) -> list[torch.Tensor]:
+        """The query's BN batches: G contiguous sub-batches on one process; under DDP each rank's batch is one
+        (one forward per step through the DDP wrapper, as MoCo's per-GPU queries)."""
+        groups = 1 if self.__dict__.get("_student_wrapper") is not None else self.params.shuffle_bn_groups
+        return list(view.chunk(max(1, min(groups, len(view)))))
+
+    def _keys(self, pool: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """One key view, (B, d), with Shuffle-BN: the images are permuted, split into G sub-batches that each
+        get their own BN statistics, and put back in order — so a key's BN batch is not its query's.
+
+        With G = 2 a key shares half its BN batch with its query's sub-batch (MoCo with 2 GPUs); G = 1 is the
+        plain per-batch key view, where query and key see the same images' statistics (the leak MoCo names).
+        """
+        view = self.views.strong(pool, gen)
+        groups = max(1, min(self.params.shuffle_bn_groups, len(pool)))
+        order = torch.randperm(len(pool), generator=gen, device=gen.device).to(pool.device)
+        self.teacher.train()
+        feats = torch.cat([self.teacher(chunk)["feat"] for chunk in view[order].chunk(groups)])
+        keys = torch.empty_like(feats)
+        keys[order] = feats  # back to the batch order
+        return F.normalize(self.key_head(keys).float(), dim=1)
+
     @torch.no_grad()
-    def _enqueue(self, means: torch.Tensor) -> None:
+    def _enqueue(self, means: torch.Tensor, ids: torch.Tensor) -> None:
         size = self.queue.shape[0]
         if size == 0:
             return
-        means = means[-size:]
+        means, ids = means[-size:], ids[-size:]
         idx = (self.queue_ptr + torch.arange(len(means), device=means.device)) % size
         self.queue[idx] = means.to(self.queue.dtype)
+        self.queue_ids[idx] = ids
         self.queue_ptr.copy_((self.queue_ptr + len(means)) % size)
 
     def after_step(self, step: int) -> None:
         if step >= self.pretrain_steps:
             super().after_step(step)
+
+
+def _row_ids(batch: Batch, n: int, device: torch.device) -> torch.Tensor:
+    """Dataset index of each pool row; without indices (a hand-made Batch) rows count as distinct images."""
+    parts = [batch.labeled_idx, batch.unlabeled_idx]
+    if any(part is None for part in parts):
+        return -2 - torch.arange(n, device=device)  # never equal to a queue id (>= -1)
+    return torch.cat([part.to(device) for part in parts if part is not None])

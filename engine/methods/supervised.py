@@ -13,7 +13,7 @@ class SupervisedParams(BaseParams):
     # data, not the free weight averaging every SSL method gets.
     ema_teacher: bool = True
     ema_alpha: float = 0.99
-    ema_warmup: str = "tf"  # see ema.ema_rate
+    ema_warmup: str = "mt"  # see ema.ema_rate
 
 
 @METHODS.register("supervised")

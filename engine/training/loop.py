@@ -118,7 +118,7 @@ class _Trainer(PlanMixin, RunStateMixin):
         self.labeled_idx = labeled
         self.sampler = TwoStreamSampler(labeled, unlabeled if len(unlabeled) else pool,
                                         self.cfg.data.labeled_batch, self.cfg.data.unlabeled_batch, self.cfg.seed,
-                                        pool_size=len(pool), rank=self.rank, world_size=self.world)
+                                        pool_size=len(pool), rank=self.rank, world_size=self.world, pool=pool)
 
     def _class_counts(self) -> np.ndarray:
         labels = np.asarray(self.data.labels)[self.labeled_idx]
@@ -130,12 +130,15 @@ class _Trainer(PlanMixin, RunStateMixin):
 
     # --- steps --------------------------------------------------------------------------------------
     def _forward(self, step: int) -> StepOutput:
-        need_unlabeled = self.method.needs_unlabeled(step)
-        lab, unl = (torch.from_numpy(i).to(self.device) for i in self.sampler.batch(step, need_unlabeled))
+        if self.method.pool_batch(step):
+            indices = (np.zeros(0, np.int64), self.sampler.pool_batch(step))
+        else:
+            indices = self.sampler.batch(step, self.method.needs_unlabeled(step))
+        lab, unl = (torch.from_numpy(i).to(self.device) for i in indices)
         gen = torch.Generator(device=self.device)
         seed = self.cfg.seed * 1_000_003 + step
         gen.manual_seed(seed if self.ddp is None else self.ddp.aug_seed(seed))
-        batch = Batch(self.images[lab], self.targets[lab], self.images[unl], step, gen)
+        batch = Batch(self.images[lab], self.targets[lab], self.images[unl], step, gen, lab, unl)
         with autocast(self.device, self.dtype):
             out = self.method.train_step(batch)
         if self.ddp is not None:

@@ -1,0 +1,121 @@
+"""S²MTS² stage 1 (issue 16 §1): uniform pool batches, own-image queue masking, Shuffle-BN keys, key encoder."""
+import numpy as np
+import pytest
+import torch
+
+from engine.core.config import AugConfig
+from engine.loaders.samplers import TwoStreamSampler
+from engine.loaders.transforms import ViewMaker
+from engine.methods import METHODS, Batch, Plan
+from engine.methods import s2mts2 as s2mts2_module
+from engine.models import create_model
+
+torch.set_num_threads(1)
+
+
+def make(**params) -> s2mts2_module.S2MTS2:
+    torch.manual_seed(0)
+    params = {"warmup_fraction": 0.0, "queue_size": 16, "pretrain_fraction": 0.5, **params}
+    method = METHODS["s2mts2"](create_model("compact_cnn", 3, 1), "multiclass", 3, ViewMaker(AugConfig(), 0.5, 0.25),
+                               params)
+    method.set_plan(Plan(total_steps=20, steps_per_epoch=2))
+    return method
+
+
+def pool_batch(step: int, ids: list[int]) -> Batch:
+    gen = torch.Generator().manual_seed(step)
+    images = torch.randint(0, 256, (len(ids), 1, 16, 16), dtype=torch.uint8, generator=gen)
+    empty = torch.zeros(0, dtype=torch.long)
+    return Batch(images[:0], empty, images, step, gen, empty, torch.tensor(ids))
+
+
+def test_stage1_draws_uniform_pool_batches_one_pass_per_epoch() -> None:
+    method = make()
+    assert method.pool_batch(0) and not method.pool_batch(method.pretrain_steps)
+    labeled, unlabeled = np.arange(5), np.arange(5, 100)  # 5 % labels: streams would show labeled 10x as often
+    sampler = TwoStreamSampler(labeled, unlabeled, 4, 6, seed=0)
+    epoch = sampler.steps_per_epoch("pool")
+    seen = np.concatenate([sampler.pool_batch(step) for step in range(epoch)])[:100]
+    assert sorted(seen.tolist()) == list(range(100))  # every image exactly once in the first pool pass
+
+
+def test_queue_entries_of_the_querys_own_image_are_masked(monkeypatch) -> None:
+    method = make()
+    seen: list[torch.Tensor] = []
+    real = s2mts2_module.jcl_loss
+
+    def spy(query, keys, negatives, tau, strength, exclude):
+        seen.append(exclude.clone())
+        return real(query, keys, negatives, tau, strength, exclude)
+
+    monkeypatch.setattr(s2mts2_module, "jcl_loss", spy)
+    method.pretrain_step(pool_batch(0, [10, 11, 12, 13]))
+    assert method.queue_ids[:4].tolist() == [10, 11, 12, 13] and int(method.queue_ptr) == 4
+    method.pretrain_step(pool_batch(1, [12, 20, 10, 21]))
+    queue_part = seen[-1][:, 4:]  # after the 4 in-batch columns
+    assert queue_part[0, 2] and queue_part[2, 0]  # image 12's and image 10's older key means
+    assert int(queue_part.sum()) == 2
+    assert seen[-1][:, :4].equal(torch.eye(4, dtype=torch.bool))
+
+
+def test_keys_come_from_the_momentum_encoder_with_shuffled_bn_batches() -> None:
+    method = make(shuffle_bn_groups=2)
+    method.teacher.head_drop.p = 0.0  # deterministic keys for the comparison
+    sizes: list[int] = []
+    method.teacher.register_forward_pre_hook(lambda module, args: sizes.append(args[0].shape[0]))
+    pool = torch.randint(0, 256, (8, 1, 16, 16), dtype=torch.uint8)
+    with torch.no_grad():
+        keys = method._keys(pool, torch.Generator().manual_seed(3))
+        assert sizes == [4, 4] and keys.shape == (8, method.params.proj_dim)
+        for p in method.student.parameters():
+            p.add_(1.0)  # the student does not make the keys...
+        assert torch.allclose(method._keys(pool, torch.Generator().manual_seed(3)), keys)
+        for p in method.teacher.parameters():
+            p.mul_(0.5)  # ...the momentum encoder does
+        assert not torch.allclose(method._keys(pool, torch.Generator().manual_seed(3)), keys)
+
+
+def test_one_bn_group_keys_match_the_unshuffled_forward_in_batch_order() -> None:
+    """The permutation is undone: with one BN batch, shuffling changes nothing but the order it puts back."""
+    method = make(shuffle_bn_groups=1)
+    method.teacher.head_drop.p = 0.0
+    pool = torch.randint(0, 256, (8, 1, 16, 16), dtype=torch.uint8)
+    gen = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        keys = method._keys(pool, gen)
+        view = method.views.strong(pool, torch.Generator().manual_seed(5))
+        method.teacher.train()
+        direct = torch.nn.functional.normalize(method.key_head(method.teacher(view)["feat"]), dim=1)
+    assert torch.allclose(keys, direct, atol=1e-5)
+
+
+def test_pretrain_step_updates_key_encoder_by_momentum_and_enqueues_key_means() -> None:
+    method = make(key_momentum=0.9)
+    with torch.no_grad():
+        for p in method.teacher.parameters():
+            p.fill_(0.0)
+        for p in method.key_head.parameters():
+            p.fill_(0.0)
+        for p in [*method.student.parameters(), *method.query_head.parameters()]:
+            p.fill_(1.0)
+    before = method.queue.clone()
+    method.pretrain_step(pool_batch(0, [1, 2, 3]))
+    for p in [*method.teacher.parameters(), *method.key_head.parameters()]:
+        assert torch.allclose(p, torch.full_like(p, 0.1))  # 0.9 * 0 + 0.1 * 1, before the key forward
+    assert not torch.equal(method.queue[:3], before[:3]) and torch.equal(method.queue[3:], before[3:])
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+def test_stage1_trains_inside_the_loop(groups: int) -> None:
+    from engine.core.config import TrainConfig
+    from engine.loaders.datasets import ArrayData
+    from engine.training.loop import run_training
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (40, 16, 16), dtype=np.uint8)
+    labels = np.where(np.arange(40) < 10, np.arange(40) % 2, -1)
+    data = ArrayData(images, labels, ("a", "b"), val_images=images[:8], val_labels=np.arange(8) % 2)
+    cfg = TrainConfig(method="s2mts2", epochs=2, patience=None, num_threads=1, eval_batch_size=64,
+                      method_params={"shuffle_bn_groups": groups, "queue_size": 16})
+    result = run_training(cfg, data)
+    assert result.steps_run == result.planned_steps > 0
