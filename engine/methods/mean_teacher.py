@@ -40,6 +40,8 @@ class MeanTeacherParams(BaseParams):
     student_view: Literal["strong", "weak"] = "strong"  # student's unlabeled view (DECISIONS: strong student view)
     consistency_on: Literal["all", "unlabeled"] = "all"  # MT: all N images; S2MTS2 code: unlabeled only
     weighted_consistency: bool = False  # SRC-MT ISIC code multiplies the MSE by the class weights (P2)
+    consistency_sum_classes: bool = False  # SRC-MT code: squared gap summed over classes (mean over samples)
+    same_view: bool = False  # S2MTS2 code: the teacher sees the student's own view of each image
 
 
 @METHODS.register("mean_teacher")
@@ -86,7 +88,8 @@ class MeanTeacher(SSLMethod):
         images = torch.cat([batch.labeled, batch.unlabeled])  # (N, C, H, W) uint8
         student_view = torch.cat([self.views.weak(batch.labeled, gen),
                                   self.views.make(self.params.student_view, batch.unlabeled, gen)])
-        teacher_out = self.teacher_forward(self.views.weak(images[first:], gen))
+        teacher_view = student_view[first:] if self.params.same_view else self.views.weak(images[first:], gen)
+        teacher_out = self.teacher_forward(teacher_view)
         self.student.train()
         student_out = self.student_forward(student_view)
         sup = supervised_loss(student_out["logits"][:n_lab], batch.targets, self.task, self.class_weight)
@@ -103,7 +106,7 @@ class MeanTeacher(SSLMethod):
         if self.params.consistency == "kl":
             return {"cons": consistency_kl(s_logits, t_logits, self.task)}
         weights = self.class_weight if self.params.weighted_consistency else None
-        return {"cons": consistency_mse(s_logits, t_logits, self.task, weights)}
+        return {"cons": consistency_mse(s_logits, t_logits, self.task, weights, self.params.consistency_sum_classes)}
 
     def teacher_forward(self, view: torch.Tensor) -> dict[str, torch.Tensor]:
         """No gradient ever; eval mode runs under inference_mode (cheapest), train mode under no_grad."""

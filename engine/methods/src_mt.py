@@ -17,6 +17,7 @@ from engine.methods.mean_teacher import MeanTeacher, MeanTeacherParams
 @dataclass(frozen=True)
 class SRCMTParams(MeanTeacherParams):
     beta: float = 1.0  # weight of L_src; L_src = sum_ij / N grows with N, re-tune when N changes (P4)
+    relation_centring: bool = False  # centre features before the Gram matrix (ours; off in the paper config)
 
 
 @METHODS.register("src_mt")
@@ -27,5 +28,6 @@ class SRCMT(MeanTeacher):
 
     def unsupervised_terms(self, student_out: dict, teacher_out: dict) -> dict[str, torch.Tensor]:
         terms = super().unsupervised_terms(student_out, teacher_out)
-        terms["relation"] = self.params.beta * relation_consistency(student_out["feat"], teacher_out["feat"])
+        terms["relation"] = self.params.beta * relation_consistency(student_out["feat"], teacher_out["feat"],
+                                                                      self.params.relation_centring)
         return terms

@@ -1,0 +1,53 @@
+"""Options added to match released code or beyond it (issue 16 §1): centring, class sum, same view."""
+import pytest
+import torch
+
+from engine.methods.losses import consistency_mse, relation_consistency, relation_matrix
+from tests.test_methods import make_batch, make_method
+
+
+def test_centred_relation_matrix_is_not_flat_where_the_plain_one_is() -> None:
+    torch.manual_seed(0)
+    feats = 5.0 + 0.1 * torch.randn(48, 64)  # post-ReLU-like: a large shared component
+    plain, centred = relation_matrix(feats), relation_matrix(feats, centre=True)
+    off = ~torch.eye(48, dtype=torch.bool)
+    assert (plain.diagonal().mean() - plain[off].mean()) < 0.01  # nearly flat
+    assert (centred.diagonal().mean() - centred[off].mean()) > 0.5
+    other = 5.0 + 0.1 * torch.randn(48, 64)
+    assert relation_consistency(feats, other, centre=True) > 10 * relation_consistency(feats, other)
+
+
+def test_consistency_sum_over_classes_is_class_count_times_the_mean() -> None:
+    s, t = torch.randn(6, 7), torch.randn(6, 7)
+    mean = consistency_mse(s, t, "multiclass")
+    assert torch.allclose(consistency_mse(s, t, "multiclass", sum_classes=True), 7 * mean)
+
+
+@pytest.mark.parametrize("same", [True, False])
+def test_same_view_feeds_the_teacher_the_students_view(same: bool) -> None:
+    method = make_method("mean_teacher", same_view=same)
+    seen: dict[str, torch.Tensor] = {}
+    real_teacher, real_student = method.teacher_forward, method.student_forward
+
+    def teacher(view):
+        seen["teacher"] = view
+        return real_teacher(view)
+
+    def student(view):
+        seen["student"] = view
+        return real_student(view)
+
+    method.teacher_forward, method.student_forward = teacher, student
+    method.train_step(make_batch("multiclass", 60))
+    assert torch.equal(seen["teacher"], seen["student"]) is same
+
+
+def test_src_mt_centring_option_reaches_the_relation_term(monkeypatch) -> None:
+    from engine.methods import src_mt
+
+    calls: list[bool] = []
+    real = src_mt.relation_consistency
+    monkeypatch.setattr(src_mt, "relation_consistency", lambda s, t, c=False: calls.append(c) or real(s, t, c))
+    make_method("src_mt", relation_centring=True).train_step(make_batch("multiclass", 60))
+    make_method("src_mt").train_step(make_batch("multiclass", 60))
+    assert calls == [True, False]
