@@ -17,6 +17,7 @@ from db.results import list_checkpoints, set_active
 
 CLASSIFICATION_METHODS = {"SRC-MT (relation-driven mean teacher)": "src_mt", "Mean Teacher": "mean_teacher",
                           "S²MTS² (self-supervised pre-training + MT)": "s2mts2",
+                          "FixMatch (ours, beyond the seed papers)": "fixmatch",
                           "Supervised only (shadow baseline)": "supervised"}
 BACKBONES = {"compact CNN (fast on CPU)": "compact_cnn", "ResNet-18 (small input)": "resnet18_small",
              "DenseNet-121 (GPU)": "densenet121"}

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from engine.core.config import AugConfig
+from engine.loaders.randaugment import rand_augment
 
 
 class ViewMaker:
@@ -47,7 +48,15 @@ class ViewMaker:
         x = _erase(x, gen, a.strong_erase_prob, a.strong_erase_frac)
         return self._normalise(x)
 
+    def randaugment(self, images: torch.Tensor, gen: torch.Generator, n_ops: int = 2,
+                    magnitude: float = 1.0) -> torch.Tensor:
+        """FixMatch's strong view: a weak mirror, then RandAugment-style ops and one cutout square."""
+        x = _affine(images.float() / 255.0, gen, 0.0, 0.0, (1.0, 1.0), self.aug.hflip)
+        return self._normalise(rand_augment(x, gen, n_ops, magnitude))
+
     def make(self, kind: str, images: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        if kind == "randaugment":
+            return self.randaugment(images, gen)
         return self.strong(images, gen) if kind == "strong" else self.weak(images, gen)
 
 

@@ -1,5 +1,6 @@
 """SSL methods; importing this package registers every method in METHODS (key = file name)."""
 from engine.methods import (  # noqa: F401  (registration)
+    fixmatch,
     mean_teacher,
     plain,
     s2mts2,
