@@ -98,9 +98,20 @@ def test_ema_moves_teacher_toward_student_at_configured_rate(name: str) -> None:
             p.fill_(1.0)
     step, alpha = 1000, method.params.ema_alpha
     method.after_step(step)
-    rate = ema.ema_rate(step, alpha, method.params.ema_warmup)
+    rate = ema.ema_rate(step, alpha, method.params.ema_warmup, method.planned_steps())
     for p in method.teacher.parameters():
         assert torch.allclose(p, torch.full_like(p, 1.0 - rate))
+
+
+def test_plan_ema_rule_reaches_alpha_early_and_caps_the_horizon_of_short_runs() -> None:
+    """Issue 16 §1: 0.99 from step 99 in a 588-step run (tf reached 0.985 by its end); a 26-step run's
+    teacher averages about a quarter of the run, not its whole trajectory from random init."""
+    assert ema.ema_rate(99, 0.99, "plan", 588) == pytest.approx(0.99)
+    assert ema.ema_rate(587, 0.99, "tf") < 0.99 and ema.ema_rate(98, 0.99, "plan", 588) < 0.99
+    assert ema.ema_rate(0, 0.99, "plan", 588) == 0.0  # teacher = student at the first step
+    assert ema.ema_rate(20, 0.99, "plan", 26) == pytest.approx(1 - 4 / 26)
+    assert ema.ema_rate(20, 0.99, "mt") == pytest.approx(1 - 1 / 21)
+    assert ema.ema_rate(5, 0.99, "plan", None) == ema.ema_rate(5, 0.99, "mt")  # no plan yet: the MT rule
 
 
 def test_ema_warm_start_rate_and_integer_buffers_copied() -> None:

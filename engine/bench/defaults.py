@@ -32,11 +32,14 @@ CLASSIFICATION = [
      {"method_params": {"warmup_fraction": 0.0}}),
     ("ema_tf_rule", "EMA rate min((1+t)/(10+t), α): the first slice's rule, below α = 0.99 until step 890",
      {"method_params": {"ema_warmup": "tf"}}),
+    ("ema_mt_rule", "EMA rate min(1 − 1/(t+1), α) (METHODS §0.1, MT code): no short-run cap",
+     {"method_params": {"ema_warmup": "mt"}}),
     ("weak_student_view", "student sees a weak view of unlabeled images, like the teacher",
      {"method_params": {"student_view": "weak"}}),
     ("unlabeled_ratio_3", "8 labeled + 24 unlabeled per batch (METHODS §8)",
      {"data": {"labeled_batch": 8, "unlabeled_ratio": 3.0}}),
-    ("compact_cnn_v1", "one 3×3 conv per block (the first slice's compact_cnn)", {"backbone": "compact_cnn_v1"}),
+    ("compact_cnn_2conv", "two 3×3 convs per block (the plain loop that beat us on a 4-class set)",
+     {"backbone": "compact_cnn_2conv"}),
 ]
 SEGMENTATION = [
     ("default", "product default (secl: Adam 1e-3, cosine)", {}),

@@ -44,21 +44,9 @@ def load_models(checkpoint: str | Path | dict[str, Any], device: str = "auto") -
     return models, payload
 
 
-# Checkpoints written before a backbone changed shape name the model they were trained with under its old key.
-LEGACY_BACKBONES = {"compact_cnn": "compact_cnn_v1"}
-
-
 def _rebuild(spec: dict[str, Any], state: dict[str, torch.Tensor]) -> nn.Module:
-    """The checkpoint's model with its weights; an older layout of the same backbone name still loads."""
     model = create_model(spec["backbone"], spec["num_classes"], spec["in_chans"])
-    try:
-        model.load_state_dict(state)
-    except RuntimeError:
-        legacy = LEGACY_BACKBONES.get(spec["backbone"])
-        if legacy is None:
-            raise
-        model = create_model(legacy, spec["num_classes"], spec["in_chans"])
-        model.load_state_dict(state)
+    model.load_state_dict(state)
     return model
 
 

@@ -71,6 +71,10 @@ class SSLMethod(nn.Module):
         """Called once the run's length is fixed; subclasses precompute their ramps here."""
         self.plan = plan
 
+    def planned_steps(self) -> int | None:
+        """The run's planned length once fixed (EMA rules cap their horizon by it), else None."""
+        return self.plan.total_steps if self.plan is not None else None
+
     def phase_fractions(self) -> list[tuple[str, float]]:
         """(name, start as a fraction of the run) of each phase with its own step cost.
 

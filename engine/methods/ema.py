@@ -15,15 +15,21 @@ def create_teacher(student: nn.Module) -> nn.Module:
     return teacher
 
 
-def ema_rate(step: int, alpha: float, warmup: str = "mt") -> float:
+def ema_rate(step: int, alpha: float, warmup: str = "mt", total_steps: int | None = None) -> float:
     """Averaging rate at global step t (from 0).
 
-    mt:   min(1 - 1/(t+1), alpha), a true running mean early on (MT, SRC-MT code; METHODS §0.1); reaches
-          alpha = 0.99 at step 99 whatever the run length — the default (issue 16 §1);
+    plan: min(1 - 1/(t+1), alpha, 1 - 4/T) for a run of T planned steps — the default (issue 16 §1). A true
+          running mean early on, the configured alpha from step 1/(1-alpha) - 1 (99 at 0.99) in any run of
+          T >= 4/(1-alpha) steps, and in shorter runs a horizon of a quarter of the run, so a 26-step run's
+          teacher is not the average of its whole trajectory, random init included;
+    mt:   min(1 - 1/(t+1), alpha), MT and SRC-MT code (METHODS §0.1): the same without the short-run cap;
     tf:   min((1+t)/(10+t), alpha), TensorFlow's num_updates form, the first slice's default: it reaches
           0.99 only at step 890, so a 588-step run never averaged at its configured rate;
     none: constant alpha (S2MTS2 fine-tuning).
     """
+    if warmup == "plan":
+        cap = 1.0 - 4.0 / total_steps if total_steps else alpha
+        return max(0.0, min(1.0 - 1.0 / (step + 1), alpha, cap))
     if warmup == "mt":
         return min(1.0 - 1.0 / (step + 1), alpha)
     if warmup == "tf":

@@ -22,7 +22,7 @@ from engine.methods.ramps import weight_schedule
 class MeanTeacherParams(BaseParams):
     warmup_fraction: float = 0.3  # supervised-only steps first (DECISIONS: supervised warm-up)
     ema_alpha: float = 0.99  # METHODS §8 (the CIFAR recipe's 0.97-0.99 range at this run length)
-    ema_warmup: Literal["mt", "tf", "none"] = "mt"  # ema.ema_rate: reaches alpha by step 99 (DECISIONS: EMA warm-up rule)
+    ema_warmup: Literal["plan", "mt", "tf", "none"] = "plan"  # ema.ema_rate (DECISIONS: EMA warm-up rule)
     ema_buffers: bool | None = None  # None: average BN buffers iff the teacher runs in eval mode (P5)
     teacher_mode: Literal["eval", "train"] = "eval"  # running stats, no dropout (DECISIONS: teacher in eval mode)
     consistency: Literal["mse", "kl"] = "mse"  # mean over samples and classes (P13)
@@ -124,5 +124,5 @@ class MeanTeacher(SSLMethod):
         p = self.params
         buffers = p.teacher_mode == "eval" if p.ema_buffers is None else p.ema_buffers
         # In the warm-start phase the teacher makes no passes of its own, so its BN buffers are averaged too.
-        ema_update(self.teacher, self.student, ema_rate(step, p.ema_alpha, p.ema_warmup),
-                   buffers=buffers or step < self.ssl_start)
+        rate = ema_rate(step, p.ema_alpha, p.ema_warmup, self.planned_steps())
+        ema_update(self.teacher, self.student, rate, buffers=buffers or step < self.ssl_start)

@@ -61,7 +61,7 @@ class SECL(SegMeanTeacher):
 
     def after_step(self, step: int) -> None:
         p = self.params
-        rate = ema_rate(step, p.ema_alpha, p.ema_warmup)
+        rate = ema_rate(step, p.ema_alpha, p.ema_warmup, self.planned_steps())
         buffers = p.teacher_mode == "eval" if p.ema_buffers is None else p.ema_buffers
         buffers = buffers or step < self.ssl_start  # no teacher passes of its own during warm-up
         ema_update(self.teacher.encoder, self.student.encoder, rate, buffers=buffers)

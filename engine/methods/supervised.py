@@ -13,7 +13,7 @@ class SupervisedParams(BaseParams):
     # data, not the free weight averaging every SSL method gets.
     ema_teacher: bool = True
     ema_alpha: float = 0.99
-    ema_warmup: str = "mt"  # see ema.ema_rate
+    ema_warmup: str = "plan"  # see ema.ema_rate
 
 
 @METHODS.register("supervised")
@@ -32,5 +32,5 @@ class Supervised(SSLMethod):
 
     def after_step(self, step: int) -> None:
         if self.teacher is not None:
-            rate = ema_rate(step, self.params.ema_alpha, self.params.ema_warmup)
+            rate = ema_rate(step, self.params.ema_alpha, self.params.ema_warmup, self.planned_steps())
             ema_update(self.teacher, self.student, rate, buffers=True)

@@ -21,7 +21,7 @@ from engine.core.device import (
     pick_device,
     seed_everything,
 )
-from engine.loaders.datasets import ArrayData, stratified_holdout, targets_tensor, to_uint8_tensor
+from engine.loaders.datasets import ArrayData, targets_tensor, to_uint8_tensor
 from engine.loaders.samplers import TwoStreamSampler
 from engine.loaders.transforms import ViewMaker
 from engine.methods import METHODS, Batch, SSLMethod, StepOutput
@@ -34,6 +34,7 @@ from engine.training.ddp import DDPRun
 from engine.training.planner import PlanMixin
 from engine.training.result import STOPS, Cancelled, NonFiniteLossError, TrainResult
 from engine.training.run_state import RunStateMixin
+from engine.training.splits import split_rows, val_set
 
 log = logging.getLogger("engine.train")
 __all__ = ["Cancelled", "NonFiniteLossError", "TrainResult", "run_training"]
@@ -97,18 +98,9 @@ class _Trainer(PlanMixin, RunStateMixin):
 
     # --- setup ------------------------------------------------------------------------------------
     def _prepare_data(self, data: ArrayData) -> None:
-        labeled = np.flatnonzero(data.is_labeled)
-        pool = np.arange(len(data.images))
-        if data.val_images is None:  # CONTRACTS §6: stratified, patient-disjoint 20 % of the labeled
-            groups = None if data.groups is None else np.asarray(data.groups)[labeled]
-            keys = np.zeros(len(labeled), np.int64) if self.segmentation else np.asarray(data.labels)[labeled]
-            keep, held = stratified_holdout(keys, groups, 0.2, self.cfg.seed)
-            val_idx, labeled = labeled[held], labeled[keep]
-            pool = np.setdiff1d(pool, val_idx)
-            val_images, val_labels = data.images[val_idx], np.asarray(data.labels)[val_idx]
-        else:
-            val_images, val_labels = data.val_images, np.asarray(data.val_labels)
-        unlabeled = np.setdiff1d(pool, labeled)
+        split = split_rows(data, self.cfg.seed)
+        labeled, unlabeled, pool = split.labeled, split.unlabeled, split.pool
+        val_images, val_labels = val_set(data, split)
         size = self.cfg.data.image_size
         self.images = to_uint8_tensor(data.images, size).to(self.device)
         self.targets = (seg_task.mask_tensor(data.labels, size) if self.segmentation else
