@@ -21,9 +21,28 @@ def add_checkpoint(session: Session, project_id: int, job_id: int | None, method
     return checkpoint
 
 
-def checkpoint_of_job(session: Session, job_id: int) -> Checkpoint | None:
-    """The checkpoint a train job already registered (a retry after a kill must not register it twice)."""
-    return session.scalars(select(Checkpoint).where(Checkpoint.job_id == job_id).order_by(Checkpoint.id)).first()
+def checkpoint_of_job(session: Session, job_id: int, method: str | None = None) -> Checkpoint | None:
+    """The checkpoint a train job already registered (a retry after a kill must not register it twice).
+
+    A semi-supervised job registers two (its supervised shadow first): `method` picks one.
+    """
+    query = select(Checkpoint).where(Checkpoint.job_id == job_id)
+    if method is not None:
+        query = query.where(Checkpoint.method == method)
+    return session.scalars(query.order_by(Checkpoint.id)).first()
+
+
+def find_shadow(session: Session, project_id: int, label_hash: str, method: str,
+                config: dict[str, Any]) -> Checkpoint | None:
+    """The newest checkpoint of exactly this labeled-only configuration on this label snapshot, if any.
+
+    Reusing it keeps "same labels, same settings" literal: any change to labels or settings trains a new one.
+    """
+    rows = session.scalars(select(Checkpoint).where(Checkpoint.project_id == project_id,
+                                                    Checkpoint.label_hash == label_hash,
+                                                    Checkpoint.method == method)
+                           .order_by(Checkpoint.id.desc()))
+    return next((row for row in rows if row.config == config), None)
 
 
 def set_active(session: Session, checkpoint_id: int) -> Checkpoint:
@@ -58,3 +77,10 @@ def flipped_predictions(session: Session, first_id: int, second_id: int) -> list
                            .where(a.checkpoint_id == first_id, b.checkpoint_id == second_id)
                            .order_by(a.image_id)).all()
     return [(image_id, p, q) for image_id, p, q in rows if p != q]
+
+
+def mark_shadow_of(session: Session, shadow_id: int, ssl_id: int) -> None:
+    """Link a shadow that won activation to the SSL checkpoint holding the comparison (status shows it)."""
+    shadow = session.get(Checkpoint, shadow_id)
+    if shadow is not None:
+        shadow.metrics = {**(shadow.metrics or {}), "shadow_of": ssl_id}

@@ -52,7 +52,28 @@ def checkpoint_summary(session: Session, project_id: int) -> dict[str, Any]:
             "projections": _count(session, Projection, active.id),
             "relation_edges": _count(session, RelationEdge, active.id)}
     return {"count": count, "active": {"id": active.id, "method": active.method, "metrics": active.metrics,
-                                       "labels_used": active.labels_used, "rows": rows}}
+                                       "labels_used": active.labels_used, "rows": rows,
+                                       "shadow": shadow_comparison(session, active)}}
+
+
+SHADOW_KEYS = ("checkpoint_id", "metric", "value", "delta", "ci95")
+
+
+def shadow_comparison(session: Session, checkpoint: Checkpoint) -> dict[str, Any] | None:
+    """The SSL-vs-supervised-shadow record behind this checkpoint (issue 16 §4), or None.
+
+    On an SSL checkpoint it is its own; on a shadow that won activation it is the record of the SSL run it
+    beat (`shadow_of`). `value` is the shadow's val metric, `delta` = SSL minus shadow.
+    """
+    metrics = checkpoint.metrics or {}
+    record = metrics.get("shadow")
+    if record is None and metrics.get("shadow_of") is not None:
+        other = session.get(Checkpoint, metrics["shadow_of"])
+        record = (other.metrics or {}).get("shadow") if other is not None else None
+    if not record:
+        return None
+    return {**{k: record.get(k) for k in SHADOW_KEYS}, "ssl_value": record.get("ssl_value"),
+            "n_val": record.get("n_val"), "method": record.get("method")}
 
 
 def project_status(session: Session, project: Project) -> dict[str, Any]:

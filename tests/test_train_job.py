@@ -50,7 +50,13 @@ def test_train_wait_runs_in_process_and_registers_active_checkpoint(tmp_path, ca
     main(["status", "--project", "cx", "--json"])
     status = json.loads(capsys.readouterr().out)
     active = status["checkpoints"]["active"]
-    assert status["checkpoints"]["count"] == 1 and active["method"] == "mean_teacher"
+    # issue 16 §4: a semi-supervised job also trains its supervised shadow; the better on val is active
+    assert status["checkpoints"]["count"] == 2 and active["method"] in ("mean_teacher", "supervised")
+    shadow = active["shadow"]
+    assert set(shadow) >= {"checkpoint_id", "metric", "value", "delta", "ci95"} and shadow["metric"] == "auc"
+    assert shadow["ci95"][0] <= shadow["delta"] <= shadow["ci95"][1]
+    assert shadow["delta"] == pytest.approx(shadow["ssl_value"] - shadow["value"], abs=1e-5)
+    assert (active["method"] == "supervised") == (shadow["delta"] < 0)
     assert active["labels_used"] == 60 + status["splits"]["val"]["labeled"]
     assert active["metrics"]["labels"] == {"train": 60, "val": status["splits"]["val"]["labeled"]}
     assert 0.5 < active["metrics"]["val"][active["metrics"]["role"]]["auc"] <= 1.0
@@ -69,12 +75,12 @@ def _check_model_export(tmp_path, capsys) -> None:
     out = tmp_path / "export"
     assert main(["export", "--project", "cx", "--what", "model", "--out", str(out)]) == 0
     card = (out / "MODEL_CARD.md").read_text()
-    assert "mean_teacher" in card and "not for clinical diagnosis" in card and "normal, pneumonia" in card
     model = torch.jit.load(str(out / "model.torchscript.pt"))
     store = open_store(StoreConfig.from_env())
-    with store.sessions.begin() as s:
-        checkpoint = s.scalars(select(Checkpoint)).one()
-        path = store.config.home / checkpoint.path
+    with store.sessions.begin() as s:  # the active one: SSL or its supervised shadow, whichever won on val
+        checkpoint = s.scalars(select(Checkpoint).where(Checkpoint.is_active.is_(True))).one()
+        path, method = store.config.home / checkpoint.path, checkpoint.method
+    assert method in card and "not for clinical diagnosis" in card and "normal, pneumonia" in card
     images = np.asarray(build_cache(store, 1, 64, 1).images[:8])
     expected = infer(path, images).teacher_probs
     got = model(torch.from_numpy(images).unsqueeze(1)).detach().numpy()

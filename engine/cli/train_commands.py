@@ -43,6 +43,9 @@ def register(subparsers, parents) -> None:
     p.add_argument("--budget-minutes", type=ranges.BUDGET_MINUTES, help="bound the training time of this run")
     p.add_argument("--nproc", type=ranges.NPROC, help="data-parallel processes (DDP, one per GPU): the worker runs the job "
                                              "under torchrun --nproc_per_node=N")
+    p.add_argument("--no-shadow", action="store_true",
+                   help="skip the supervised shadow (same labels and budget, trained first or reused) that every "
+                        "semi-supervised job is compared with on val")
     p.add_argument("--wait", action="store_true", help="block until done; runs here when no worker is alive")
     p.add_argument("--annotator", default=default_annotator(), help="who started the job (provenance)")
     p.set_defaults(handler=cmd_train)
@@ -116,7 +119,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     return _enqueue(args, "train", {"method": args.method, "backbone": args.backbone, "epochs": args.epochs,
                                     "seed": args.seed, "image_size": args.image_size,
                                     "budget_minutes": args.budget_minutes,
-                                    "nproc": args.nproc if args.nproc and args.nproc > 1 else None})
+                                    "nproc": args.nproc if args.nproc and args.nproc > 1 else None,
+                                    **({"shadow": False} if args.no_shadow else {})})
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:

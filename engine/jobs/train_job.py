@@ -16,12 +16,22 @@ from db.enums import Task
 from db.jobs import enqueue
 from db.models import Project
 from db.readiness import training_readiness
-from db.results import add_checkpoint, checkpoint_of_job
+from db.results import add_checkpoint, checkpoint_of_job, mark_shadow_of, set_active
 from engine.core.catalog import SEGMENTATION_METHODS
 from engine.core.config import TrainConfig, replace
 from engine.jobs import register_handler
 from engine.jobs.context import JobCancelled, JobContext, JobInterrupted
 from engine.jobs.ddp import launch, shared_snapshot
+from engine.jobs.shadow import (
+    choose_active,
+    compare,
+    comparison_record,
+    initial_weights,
+    ssl_config_from_shadow,
+    starts_from_shadow,
+    wants_shadow,
+)
+from engine.jobs.shadow_run import ensure_shadow
 from engine.loaders.datasets import ArrayData
 from engine.training import distributed
 from engine.training.loop import Cancelled, run_training
@@ -35,12 +45,28 @@ def _fmt(score: float | None) -> str:
 
 
 class _Progress:
-    """Train-loop callback -> throttled Job progress; turns a cancel/stop into the loop's Cancelled."""
+    """Train-loop callback -> throttled Job progress; turns a cancel/stop into the loop's Cancelled.
+
+    A job with a supervised shadow runs two phases; `start_phase` maps each onto its share of the bar and
+    keeps one val curve per phase (metrics.curve for the job's own method, metrics.shadow_curve).
+    """
 
     def __init__(self, ctx: JobContext):
         self.ctx = ctx
         self.reason: Exception | None = None
-        self.curve: list[dict[str, Any]] = []
+        self.curves: dict[str, list[dict[str, Any]]] = {"curve": [], "shadow_curve": []}
+        self.key, self.prefix, self.span = "curve", "", (0.0, 1.0)
+
+    @property
+    def curve(self) -> list[dict[str, Any]]:
+        return self.curves["curve"]
+
+    def start_phase(self, key: str, prefix: str, span: tuple[float, float]) -> None:
+        self.key, self.prefix, self.span = key, prefix, span
+
+    def _fraction(self, info: dict[str, Any]) -> float:
+        lo, hi = self.span
+        return lo + (hi - lo) * info["step"] / max(info["planned_steps"], 1)
 
     def _report(self, force: bool, **fields: Any) -> None:
         try:
@@ -51,25 +77,25 @@ class _Progress:
 
     def on_step(self, info: dict[str, Any]) -> None:
         loss = info["logs"].get("loss")
-        self._report(False, progress=info["step"] / max(info["planned_steps"], 1),
-                     message=f"epoch {info['epoch']:.2f}, step {info['step']}/{info['planned_steps']}"
+        self._report(False, progress=self._fraction(info),
+                     message=f"{self.prefix}epoch {info['epoch']:.2f}, step {info['step']}/{info['planned_steps']}"
                              + (f", loss {float(loss):.4f}" if loss is not None else ""))
 
     def on_resume(self, info: dict[str, Any]) -> None:
         """The curve of the epochs before a crash comes back from the checkpoint's history."""
         key = "val_dice" if any("val_dice" in h for h in info["history"]) else "val_auc"
-        self.curve = [{"epoch": round(h["epoch"], 3), "step": h["step"], "val_score": h.get(key),
-                       "seconds": round(h["seconds"], 1)} for h in info["history"]]
+        self.curves[self.key] = [{"epoch": round(h["epoch"], 3), "step": h["step"], "val_score": h.get(key),
+                                  "seconds": round(h["seconds"], 1)} for h in info["history"]]
 
     def on_epoch_end(self, info: dict[str, Any]) -> None:
         role = info["role"]
         val = info["metrics"][role]
         name, score = ("AUC", val.get("auc")) if "auc" in val else ("Dice", val.get("dice"))
-        self.curve.append({"epoch": round(info["epoch"], 3), "step": info["step"], "val_score": score,
-                           "seconds": round(info["seconds"], 1)})
-        self._report(True, progress=info["step"] / max(info["planned_steps"], 1),
-                     message=f"epoch {info['epoch']:.2f}: val {name} {_fmt(score)}",
-                     metrics={"curve": self.curve, "role": role, "score": name})
+        self.curves[self.key].append({"epoch": round(info["epoch"], 3), "step": info["step"], "val_score": score,
+                                      "seconds": round(info["seconds"], 1)})
+        self._report(True, progress=self._fraction(info),
+                     message=f"{self.prefix}epoch {info['epoch']:.2f}: val {name} {_fmt(score)}",
+                     metrics={**self.curves, "role": role, "score": name})
 
 
 # Segmentation trains with the shared optimizer (Adam 1e-3, cosine), not SGD + poly (DECISIONS: SECL optimizer)
@@ -124,14 +150,22 @@ def run_train_job(ctx: JobContext) -> str | None:
                      task=project.task, labeled_mask=snap.labeled_mask, groups=snap.groups,
                      val_images=snap.val_images, val_labels=snap.val_labels)
     run_dir = store.config.checkpoints_dir / f"p{project.id}" / f"job{ctx.job_id}"
+    progress = _Progress(ctx)
     resume = run_dir / "last.pt" if distributed.run_on_main((run_dir / "last.pt").exists) else None
+    shadow = ensure_shadow(ctx, project, cfg, data, snap, run_dir, progress, main) \
+        if wants_shadow(cfg.method, ctx.params) else None
+    ssl_cfg, init = cfg, None
+    if shadow is not None and starts_from_shadow(cfg.method):
+        ssl_cfg = ssl_config_from_shadow(cfg)
+        init = None if resume else initial_weights(shadow.path, shadow.role)
     if resume:
         log.info("job %s resumes from %s", ctx.job_id, resume)
-    progress = _Progress(ctx)
+    progress.start_phase("curve", "", (0.5, 1.0) if shadow is not None and not shadow.reused else (0.0, 1.0))
     message = "resuming from last checkpoint" if resume else "preparing data"
-    distributed.decide_on_main(lambda: ctx.report(progress=0.0, message=message, force=True) or 0)
+    distributed.decide_on_main(lambda: ctx.report(message=message, force=True) or 0)
     try:
-        result = run_training(cfg, data, callbacks=[progress] if main else [], checkpoint_dir=run_dir, resume=resume)
+        result = run_training(ssl_cfg, data, callbacks=[progress] if main else [], checkpoint_dir=run_dir,
+                              resume=resume, init_state=init)
     except Cancelled:
         raise progress.reason or JobCancelled("cancelled")
     if not main:  # ranks > 0 never write to the database
@@ -144,14 +178,30 @@ def run_train_job(ctx: JobContext) -> str | None:
     metrics = {"val": result.best_metrics, "role": result.selected_role, "epochs_run": result.epochs_run,
                "labels": {"train": snap.labels_used - val_labels, "val": val_labels},  # trained on / selected on
                "stopped": result.stopped, "train_seconds": round(result.train_seconds, 1)}
+    record = None
+    if shadow is not None:
+        ctx.report(message="comparing with the supervised shadow on val (paired bootstrap)", force=True)
+        delta = compare(Path(best), result.selected_role, shadow.path, shadow.role, data, cfg.seed)
+        record = comparison_record(delta, shadow.checkpoint_id, shadow.method, shadow.reused)
+        metrics["shadow"] = record
+        metrics["init"] = f"checkpoint {shadow.checkpoint_id}" if init is not None else None
+    rule = str((project.settings or {}).get("activate") or "best_on_val")
+    winner, why = choose_active(rule, record)
+    metrics["activation"] = {"rule": rule, "active": winner, "why": why}
     with store.sessions.begin() as session:  # idempotent by job id: a retry after a kill here adds nothing
-        checkpoint = checkpoint_of_job(session, ctx.job_id)
+        checkpoint = checkpoint_of_job(session, ctx.job_id, cfg.method)
         if checkpoint is None:
             checkpoint = add_checkpoint(session, project.id, ctx.job_id, cfg.method, cfg.backbone,
-                                        Path(best).relative_to(store.config.home).as_posix(), cfg.to_dict(),
-                                        metrics, snap.labels_used, snap.label_hash)
-            enqueue(session, "analyze", {"checkpoint_id": checkpoint.id}, project_id=project.id, dedupe=True)
+                                        Path(best).relative_to(store.config.home).as_posix(), ssl_cfg.to_dict(),
+                                        metrics, snap.labels_used, snap.label_hash, activate=winner == "ssl")
+            active_id = checkpoint.id
+            if winner == "shadow" and shadow is not None:
+                set_active(session, shadow.checkpoint_id)
+                mark_shadow_of(session, shadow.checkpoint_id, checkpoint.id)
+                active_id = shadow.checkpoint_id
+            enqueue(session, "analyze", {"checkpoint_id": active_id}, project_id=project.id, dedupe=True)
     key = "dice" if project.task == Task.SEGMENTATION else "auc"
     score = (result.best_metrics.get(result.selected_role) or {}).get(key)
+    tail = "" if record is None else f"; supervised shadow {_fmt(record['value'])}, active: {winner}"
     return (f"checkpoint {checkpoint.id}: {cfg.method}, val {key.upper() if key == 'auc' else key} {_fmt(score)}, "
-            f"{result.epochs_run:.1f} epochs ({result.stopped})")
+            f"{result.epochs_run:.1f} epochs ({result.stopped}){tail}")
