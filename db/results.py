@@ -1,6 +1,7 @@
 """Checkpoint registry: rows pinned to label snapshots, one active per project, rollback."""
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from sqlalchemy import select, update
@@ -38,6 +39,7 @@ def find_shadow(session: Session, project_id: int, label_hash: str, method: str,
 
     Reusing it keeps "same labels, same settings" literal: any change to labels or settings trains a new one.
     """
+    config = json.loads(json.dumps(config))  # stored JSON has lists where the config has tuples
     rows = session.scalars(select(Checkpoint).where(Checkpoint.project_id == project_id,
                                                     Checkpoint.label_hash == label_hash,
                                                     Checkpoint.method == method)

@@ -6,11 +6,19 @@ import logging
 import sys
 
 from db.config import StoreConfig
-from engine.cli import bench_commands, data_commands, errors, job_commands, model_commands, train_commands
+from engine.cli import (
+    bench_commands,
+    data_commands,
+    errors,
+    job_commands,
+    model_commands,
+    settings_commands,
+    train_commands,
+)
 from engine.cli.common import UsageError, common_parser
 from engine.data.library_logs import route_library_logs
 
-COMMAND_GROUPS = [data_commands, job_commands, train_commands, model_commands, bench_commands]
+COMMAND_GROUPS = [data_commands, job_commands, train_commands, model_commands, settings_commands, bench_commands]
 
 
 def build_parser() -> argparse.ArgumentParser:

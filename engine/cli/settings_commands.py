@@ -1,0 +1,35 @@
+"""settings: show or change a project's settings (activation rule, auto-retrain, MC passes, AL strategy)."""
+from __future__ import annotations
+
+import argparse
+import json
+
+from db.project_settings import SETTINGS, effective, parse_assignment, update
+from engine.cli.common import UsageError, project_or_usage_error, store_from_args
+
+
+def register(subparsers, parents) -> None:
+    p = subparsers.add_parser("settings", parents=parents, help="show or change a project's settings",
+                              epilog="keys: " + "; ".join(f"{k} ({s.meaning}, default {s.default})"
+                                                          for k, s in SETTINGS.items()))
+    p.add_argument("--project", required=True)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="repeatable")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_settings)
+
+
+def cmd_settings(args: argparse.Namespace) -> int:
+    try:
+        changes = dict(parse_assignment(text) for text in args.set)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    store = store_from_args(args, read=not changes)
+    with store.sessions.begin() as session:
+        project = project_or_usage_error(session, args.project)
+        values = update(session, project, changes) if changes else effective(project)
+    if args.json:
+        print(json.dumps(values, indent=2))
+    else:
+        for key, value in values.items():
+            print(f"{key} = {value}")
+    return 0
