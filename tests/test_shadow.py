@@ -118,3 +118,18 @@ def test_shadow_is_trained_once_reused_while_labels_hold_and_activation_follows_
     last = _models(capsys)[-1]
     assert len(_models(capsys)) == 6 and "shadow" not in last["metrics"]
     assert _status(capsys)["checkpoints"]["active"]["shadow"] is None
+
+
+def test_models_page_sentence_says_what_the_comparison_supports() -> None:
+    from app.views.models_proof import shadow_sentence
+
+    base = {"metric": "auc", "n_val": 120, "delta": 0.021, "ci95": [0.004, 0.039], "value": 0.9}
+    assert shadow_sentence("src_mt", base) == ("SRC-MT vs supervised on your 120 val images: +2.1 AUC "
+                                               "(95 % CI +0.4 … +3.9): the unlabeled pool helped.")
+    assert "labels alone did better" in shadow_sentence("src_mt", {**base, "delta": -0.03, "ci95": [-0.05, -0.01]})
+    assert "no clear difference" in shadow_sentence("fixmatch", {**base, "ci95": [-0.01, 0.05]})
+    assert shadow_sentence("src_mt", {**base, "ci95": [-0.08, 0.12]}).startswith("Too few val labels to decide")
+    assert shadow_sentence("src_mt", {**base, "n_val": 12}).startswith("Too few val labels to decide")
+    assert "Dice" in shadow_sentence("secl", {**base, "metric": "dice"})
+    assert "undefined" in shadow_sentence("src_mt", {**base, "delta": None})
+    assert shadow_sentence("supervised", None).startswith("No supervised shadow")

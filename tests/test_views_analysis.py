@@ -74,7 +74,14 @@ def test_explore_uncertain_and_relations_pages(analyzed_project) -> None:
     labels = {m.label for m in at.metric}  # sensitivity/specificity name the positive class (issue 13 item 10)
     assert labels >= {"auc", "ece"} and {"sensitivity", "specificity"} <= {label.split(" ")[0] for label in labels}
     assert any(label.startswith("sensitivity") and "pneumonia" in label for label in labels)
-    assert len(at.get("plotly_chart")) == 3                  # ROC, confusion, reliability
+    assert len(at.get("plotly_chart")) == 4                  # label efficiency, ROC, confusion, reliability
+    # issue 16 §4: the page opens with the SSL-vs-shadow sentence and says which model is active and why
+    assert any("Mean Teacher vs supervised on your" in m.value.replace("\\", "") and "95 % CI" in m.value
+               for m in at.markdown)
+    shown = [c.value.replace("\\", "") for c in at.caption]  # md() escapes markdown: compare the text
+    assert any(c.startswith("Active: checkpoint") and "activate = best_on_val" in c for c in shown)
+    efficiency = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert {t["name"] for t in efficiency["data"]} == {"semi-supervised", "supervised"}
 
     def flips() -> None:  # issue 13 item 10: flipped predictions showed class indices, no thumbnails
         from app.views.models import _flips_table

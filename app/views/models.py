@@ -8,6 +8,7 @@ from app.links import open_in_label
 from app.queries import current_project, thumbnails
 from app.resources import get_store
 from app.text import md
+from app.views.models_proof import render_proof
 from app.views.models_seg import SEG_HEADLINE, show_seg_report
 from app.views.train import label_split
 from app.widgets.charts import confusion_figure, reliability_figure, roc_figure
@@ -104,6 +105,7 @@ def render() -> None:
         if not checkpoints:
             st.info("No checkpoints yet: train a model on the Train page.")
             return
+        render_proof(session, project, checkpoints)
         st.dataframe(_checkpoint_table(checkpoints), hide_index=True, width="stretch")
         active = next((c for c in checkpoints if c.is_active), checkpoints[-1])
         chosen_id = st.selectbox("checkpoint", [c.id for c in checkpoints],
