@@ -149,7 +149,7 @@ def test_label_train_explore_in_a_real_browser(app_server, tmp_path, _isolated_h
             page.goto(f"{app_server}/explore")
             ready = page.locator(".js-plotly-plot").or_(page.get_by_text("No model yet")).or_(
                 page.get_by_text("is not analyzed yet"))
-            expect(ready.first).to_be_visible()
+            expect(ready.first).to_be_visible(timeout=30_000)  # WebGL map: slow while a worker trains on every core
             if page.locator(".js-plotly-plot").count():
                 break
             page.wait_for_timeout(2000)
@@ -159,6 +159,9 @@ def test_label_train_explore_in_a_real_browser(app_server, tmp_path, _isolated_h
         _explore_click_and_box_select(page, shots)
         for name in ("uncertain", "relations", "models", "export"):
             page.goto(f"{app_server}/{name}")
+            if name == "models":  # issue 16 §4: the SSL job's comparison with its supervised shadow, in words
+                expect(page.get_by_text("vs supervised on your", exact=False).first).to_be_visible()
+                expect(page.get_by_text("95 % CI", exact=False).first).to_be_visible()
             page.wait_for_timeout(2500)
             page.screenshot(path=str(shots / f"5-{name}.png"))
         browser.close()
