@@ -1,8 +1,8 @@
 """compact_cnn: the CPU default, four conv blocks (32-256 wide), fast enough for interactive training.
 
 `compact_cnn_2conv` has two 3×3 convs per block, as the plain PyTorch loop that beat our supervised model by
-3.5 AUC points on a 4-class set (issue 16 §0). Measured on chest 64 px it is 2.4× slower per step and
-worse on val at the same steps (DECISIONS: compact_cnn one conv per block), so it is an option, not the default.
+3.5 AUC points on a 4-class set (issue 16 §0). It costs more per step and trained slower at equal steps in a
+first look (DECISIONS: compact_cnn one conv per block), so it is an option, not the default.
 """
 from __future__ import annotations
 
