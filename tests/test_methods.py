@@ -81,6 +81,9 @@ def test_s2mts2_stage1_grads_student_not_key_encoder() -> None:
 
 def test_s2mts2_stage2_starts_with_teacher_equal_to_student() -> None:
     method = make_method("s2mts2", pretrain_fraction=0.5)
+    with torch.no_grad():  # stage 1 left the key encoder behind the student (as momentum does)
+        for p in method.student.parameters():
+            p.add_(0.5)
     method.train_step(make_batch("multiclass", method.pretrain_steps))  # no optimizer step: params unchanged
     for t, s in zip(method.teacher.parameters(), method.student.parameters()):
         assert torch.equal(t, s)

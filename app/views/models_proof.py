@@ -17,7 +17,7 @@ from db.project_settings import SETTINGS, effective, update
 from db.status import shadow_comparison
 
 METHOD_LABELS = {"src_mt": "SRC-MT", "mean_teacher": "Mean Teacher", "s2mts2": "S²MTS²", "fixmatch": "FixMatch",
-                 "secl": "SECL", "seg_mean_teacher": "Mean Teacher", "supervised": "supervised",
+                 "secl": "SECL", "seg_mean_teacher": "Mean Teacher", "seg_unimatch": "UniMatch", "supervised": "supervised",
                  "seg_supervised": "supervised", "plain": "plain loop"}
 LABELED_ONLY = ("supervised", "seg_supervised", "plain")
 MIN_VAL_IMAGES = 20  # engine.jobs.shadow.MIN_VAL_IMAGES (the UI does not import the engine)

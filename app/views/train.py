@@ -22,6 +22,7 @@ CLASSIFICATION_METHODS = {"SRC-MT (relation-driven mean teacher)": "src_mt", "Me
 BACKBONES = {"compact CNN (fast on CPU)": "compact_cnn", "ResNet-18 (small input)": "resnet18_small",
              "DenseNet-121 (GPU)": "densenet121"}
 SEGMENTATION_METHODS = {"SECL (self-ensembling contrastive)": "secl", "Mean Teacher (segmentation)": "seg_mean_teacher",
+                        "UniMatch (ours, beyond the seed papers)": "seg_unimatch",
                         "Supervised only (shadow baseline)": "seg_supervised"}
 SEG_BACKBONES = {"small U-Net (fast on CPU)": "unet_small", "U-Net (GPU)": "unet"}
 REFRESH_S = 2.0  # what a finished job changes appears within this (issue 13 item 8: within 3 s)

@@ -29,7 +29,7 @@ SUMMARY_KEYS = ("test_auc", "val_auc", "test_sensitivity", "test_specificity", "
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, type=Path, help="folder with train.npz, val.npz, test.npz")
-    parser.add_argument("--methods", default="plain,supervised,mean_teacher,src_mt,s2mts2")
+    parser.add_argument("--methods", default="plain,supervised,mean_teacher,src_mt,s2mts2,fixmatch")
     parser.add_argument("--label-fractions", default="0.05,0.2")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--budget-minutes", type=float, default=None, help="wall clock per run (matched)")

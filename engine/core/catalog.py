@@ -8,7 +8,7 @@ from __future__ import annotations
 
 SEGMENTATION = "segmentation"
 CLASSIFICATION_METHODS = ("supervised", "mean_teacher", "src_mt", "s2mts2", "fixmatch", "plain")  # plain: reference
-SEGMENTATION_METHODS = ("seg_supervised", "seg_mean_teacher", "secl")
+SEGMENTATION_METHODS = ("seg_supervised", "seg_mean_teacher", "secl", "seg_unimatch")
 CLASSIFIER_BACKBONES = ("compact_cnn", "compact_cnn_2conv", "resnet18_small", "densenet121")
 SEGMENTATION_BACKBONES = ("unet", "unet_small")
 

@@ -55,3 +55,10 @@ class PairedViews:
         """(student strong, teacher weak) of the same images with ONE weak geometric draw, so pixels align."""
         x, _ = self._warp(images, None, gen)
         return self.views._normalise(self.strong_intensity(x, gen)), self.views._normalise(x)
+
+    def weak_unlabeled(self, images: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """Weak geometry only, [0, 1] floats (not normalised): the base every UniMatch view is made from."""
+        return self._warp(images, None, gen)[0]
+
+    def normalise(self, x: torch.Tensor) -> torch.Tensor:
+        return self.views._normalise(x)

@@ -7,6 +7,7 @@ from engine.methods import (  # noqa: F401  (registration)
     secl,
     seg_mean_teacher,
     seg_supervised,
+    seg_unimatch,
     src_mt,
     supervised,
 )

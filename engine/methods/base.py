@@ -106,10 +106,10 @@ class SSLMethod(nn.Module):
         """
         self.__dict__["_student_wrapper"] = wrapper
 
-    def student_forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def student_forward(self, x: torch.Tensor, **kwargs: Any) -> dict[str, torch.Tensor]:
         """The student pass that receives gradients: via DDP when the loop wrapped it, else the plain module."""
         wrapper = self.__dict__.get("_student_wrapper")
-        return (wrapper if wrapper is not None else self.student)(x)
+        return (wrapper if wrapper is not None else self.student)(x, **kwargs)
 
     def train_step(self, batch: Batch) -> StepOutput:
         raise NotImplementedError

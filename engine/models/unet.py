@@ -85,8 +85,16 @@ class SegNet(nn.Module):
         logits, feat = self.decoder(skips)
         return {"logits": logits, "feat": feat, "proj": self.projector(feat)}
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.forward_decoder(self.encoder(x))
+    def forward(self, x: torch.Tensor, fp_dropout: float = 0.0, fp_rows: tuple[int, int] | None = None
+                ) -> dict[str, torch.Tensor]:
+        """fp_dropout > 0: also 'fp_logits', the decoder on channel-dropped encoder features of rows
+        [fp_rows[0], fp_rows[1]) (UniMatch's feature-perturbation stream), in the same forward (one DDP call)."""
+        skips = self.encoder(x)
+        out = self.forward_decoder(skips)
+        if fp_dropout > 0 and fp_rows is not None:
+            lo, hi = fp_rows
+            out["fp_logits"] = self.decoder([F.dropout2d(s[lo:hi], fp_dropout, self.training) for s in skips])[0]
+        return out
 
 
 @SEG_MODELS.register("unet")
