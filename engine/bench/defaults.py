@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 # (variant, what it sets back, TrainConfig overrides); "default" first: every delta is against it.
 CLASSIFICATION = [
     ("default", "product default (mean_teacher)", {}),
+    ("ema_alpha_0.98", "α = 0.98 (the plan rule reaches it at step 49)", {"method_params": {"ema_alpha": 0.98}}),
+    ("ema_alpha_0.97", "α = 0.97 (the plan rule reaches it at step 32)", {"method_params": {"ema_alpha": 0.97}}),
     ("teacher_train_mode", "teacher forward in train mode, BN buffers not averaged (MT code)",
      {"method_params": {"teacher_mode": "train"}}),
     ("lambda_1", "λ_max = 1 (METHODS §8)", {"method_params": {"lambda_max": 1.0}}),
