@@ -28,3 +28,11 @@ def test_every_decisions_citation_resolves_to_an_entry() -> None:
 
     unresolved = [where for where, title in citations if not resolves(title)]
     assert unresolved == []
+
+
+def test_benchmarks_tables_equal_their_committed_results_files() -> None:
+    """Issue 16 §5: no figure in BENCHMARKS.md typed by hand; the synced blocks match docs/results."""
+    from engine.bench.sync_docs import BLOCK, main
+
+    assert BLOCK.search((REPO_ROOT / "docs" / "BENCHMARKS.md").read_text())
+    assert main(["--check"]) == 0

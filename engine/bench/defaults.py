@@ -60,6 +60,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, default=4, help="pool passes per run (same plan for every variant)")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--report-only", action="store_true", help="rewrite results.md from results.json, train nothing")
+
+
+def _table(task: str) -> list[tuple[str, str, dict[str, Any]]]:
+    return CLASSIFICATION if task == "classification" else SEGMENTATION
 
 
 def _variants(args: argparse.Namespace) -> list[tuple[str, str, dict[str, Any]]]:
@@ -115,6 +120,9 @@ def run(args: argparse.Namespace) -> int:
     metric = "dice" if args.task == "segmentation" else "auc"
     results_path = args.out / "results.json"
     results = load_results(results_path)
+    if args.report_only:
+        (args.out / "results.md").write_text(report(results, _table(args.task), metric))
+        return 0
     results["runs"].append({"command": command("python -m engine bench defaults", add_arguments, args),
                             "machine": machine(args.threads), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
     run_index = len(results["runs"]) - 1
