@@ -110,6 +110,7 @@ def test_plan_ema_rule_reaches_alpha_early_and_caps_the_horizon_of_short_runs() 
     """Issue 16 §1: 0.99 from step 99 in a 588-step run (tf reached 0.985 by its end); a 26-step run's
     teacher averages about a quarter of the run, not its whole trajectory from random init."""
     assert ema.ema_rate(99, 0.99, "plan", 588) == pytest.approx(0.99)
+    assert ema.ema_rate(5000, 0.99, "plan", 10_000) == pytest.approx(0.99)  # long runs: alpha, not the cap
     assert ema.ema_rate(587, 0.99, "tf") < 0.99 and ema.ema_rate(98, 0.99, "plan", 588) < 0.99
     assert ema.ema_rate(0, 0.99, "plan", 588) == 0.0  # teacher = student at the first step
     assert ema.ema_rate(20, 0.99, "plan", 26) == pytest.approx(1 - 4 / 26)
