@@ -39,6 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--no-matched-baseline", action="store_true", help="skip the supervised@<method> rows")
+    parser.add_argument("--reuse-stage1", action="store_true",
+                        help="S²MTS²: train its label-free stage 1 once per seed and reuse it at every label fraction "
+                             "(the product reuses it per project); the row says stage1_reused")
     parser.add_argument("--out", required=True, type=Path)
 
 
@@ -102,6 +105,10 @@ def _run_cell(args: argparse.Namespace, splits: dict, class_names: tuple[str, ..
                 "budget_minutes": args.budget_minutes, "device": args.device, "num_threads": args.threads,
                 "data": DataConfig(image_size=args.image_size)}
     settings.update(overrides)
+    stage1 = args.out / "stage1" / f"seed{seed}.pt"
+    stage1_existed = method == "s2mts2" and args.reuse_stage1 and stage1.exists()
+    if method == "s2mts2" and args.reuse_stage1:  # the pool is the whole train set at every fraction
+        settings["method_params"] = {"stage1_load" if stage1_existed else "stage1_save": str(stage1)}
     cfg = TrainConfig(**settings)
     log.info("cell %s fraction=%s seed=%s labeled=%d %s", method, fraction, seed, len(labeled), overrides)
     from engine.training.loop import run_training
@@ -113,7 +120,8 @@ def _run_cell(args: argparse.Namespace, splits: dict, class_names: tuple[str, ..
            "epochs_run": round(result.epochs_run, 3), "train_seconds": round(result.train_seconds, 1),
            "val_auc": result.best_metrics[role]["auc"], "test_auc": test[role]["auc"],
            "test_sensitivity": test[role]["sensitivity"], "test_specificity": test[role]["specificity"],
-           "test_f1": test[role]["f1"], "test_ece": test[role]["ece"], "_steps": result.steps_run}
+           "test_f1": test[role]["f1"], "test_ece": test[role]["ece"], "_steps": result.steps_run,
+           **({"stage1_reused": bool(stage1_existed)} if method == "s2mts2" and args.reuse_stage1 else {})}
     detail = {"row": row, "roles": {r: {"test": float_metrics(m), "val": float_metrics(result.best_metrics[r])}
                                     for r, m in test.items()},
               "history": result.history, "planned_steps": result.planned_steps, "config": cfg.to_dict()}

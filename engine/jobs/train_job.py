@@ -32,6 +32,7 @@ from engine.jobs.shadow import (
     wants_shadow,
 )
 from engine.jobs.shadow_run import ensure_shadow
+from engine.jobs.stage1_cache import stage1_params
 from engine.loaders.datasets import ArrayData
 from engine.training import distributed
 from engine.training.loop import Cancelled, run_training
@@ -155,6 +156,11 @@ def run_train_job(ctx: JobContext) -> str | None:
     shadow = ensure_shadow(ctx, project, cfg, data, snap, run_dir, progress, main) \
         if wants_shadow(cfg.method, ctx.params) else None
     ssl_cfg, init = cfg, None
+    stage1_reused = None
+    if cfg.method == "s2mts2":  # its label-free stage 1 is reused across runs until the pool grows by 25 %
+        params, stage1_reused = distributed.run_on_main(
+            lambda: stage1_params(run_dir.parent / "s2mts2_stage1", run_dir, cfg, len(snap.images)))
+        ssl_cfg = cfg = replace(cfg, method_params=params)
     if shadow is not None and starts_from_shadow(cfg.method):
         ssl_cfg = ssl_config_from_shadow(cfg)
         init = None if resume else initial_weights(shadow.path, shadow.role)
@@ -188,6 +194,8 @@ def run_train_job(ctx: JobContext) -> str | None:
     rule = str((project.settings or {}).get("activate") or "best_on_val")
     winner, why = choose_active(rule, record)
     metrics["activation"] = {"rule": rule, "active": winner, "why": why}
+    if stage1_reused is not None:
+        metrics["stage1_reused"] = stage1_reused
     with store.sessions.begin() as session:  # idempotent by job id: a retry after a kill here adds nothing
         checkpoint = checkpoint_of_job(session, ctx.job_id, cfg.method)
         if checkpoint is None:

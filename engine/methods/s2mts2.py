@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -31,6 +32,9 @@ class S2MTS2Params(MeanTeacherParams):
     proj_dim: int = 128
     queue_size: int = 1024  # FIFO of past key means; 0 = batch negatives only
     shuffle_bn_groups: int = 2  # BN sub-batches of the Shuffle-BN emulation; 1 = one BN batch (leaks, MoCo §3.3)
+    # stage 1 uses no labels: a file to reuse it from (the run skips stage 1), or one to save it to
+    stage1_load: str | None = None
+    stage1_save: str | None = None
     ramp_kind: str = "linear"  # S2MTS2 fine-tuning ramps linearly (P12)
 
 
@@ -55,17 +59,53 @@ class S2MTS2(MeanTeacher):
         # dataset index of each queue entry's image (-1: the random initial entries), to mask own-image negatives
         self.register_buffer("queue_ids", torch.full((self.params.queue_size,), -1, dtype=torch.long))
         self.pretrain_steps = 0
+        self.stage1_reused = self._load_stage1()
+
+    @property
+    def pretrain_fraction(self) -> float:
+        """0 when stage 1 came from the cache: the whole run is fine-tuning."""
+        return 0.0 if self.stage1_reused else self.params.pretrain_fraction
+
+    def _stage1_modules(self) -> dict[str, nn.Module]:
+        return {"student": self.student, "teacher": self.teacher, "query_head": self.query_head,
+                "key_head": self.key_head}
+
+    def _load_stage1(self) -> bool:
+        path = self.params.stage1_load
+        if not path:
+            return False
+        if not Path(path).exists():
+            raise FileNotFoundError(f"S²MTS² stage-1 cache {path} is gone; train without stage1_load")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        for name, module in self._stage1_modules().items():
+            module.load_state_dict(state[name])
+        if state["queue"].shape == self.queue.shape:
+            self.queue.copy_(state["queue"])
+            self.queue_ids.copy_(state["queue_ids"])
+        return True
+
+    def _save_stage1(self) -> None:
+        """Written once, right after the last stage-1 step (after_step: probes never reach it), atomically."""
+        path = Path(self.params.stage1_save)  # type: ignore[arg-type]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        state = {name: {k: v.detach().cpu() for k, v in m.state_dict().items()}
+                 for name, m in self._stage1_modules().items()}
+        state.update(queue=self.queue.detach().cpu(), queue_ids=self.queue_ids.detach().cpu())
+        tmp = path.with_suffix(".tmp")
+        torch.save(state, tmp)
+        tmp.replace(path)
 
     def set_plan(self, plan: Plan) -> None:
         self.plan = plan
-        self.pretrain_steps = round(self.params.pretrain_fraction * plan.total_steps)
+        self.pretrain_steps = round(self.pretrain_fraction * plan.total_steps)
         self.plan_consistency(plan, offset=self.pretrain_steps)
 
     def phase_fractions(self) -> list[tuple[str, float]]:
-        p = self.params
-        start = p.pretrain_fraction + p.warmup_fraction * (1.0 - p.pretrain_fraction)
-        stage2 = [("warm_start", p.pretrain_fraction)] if p.warmup_fraction > 0 else []
-        return [("pretrain", 0.0), *stage2, ("consistency", start)]
+        p, pre = self.params, self.pretrain_fraction
+        start = pre + p.warmup_fraction * (1.0 - pre)
+        stage2 = [("warm_start", pre)] if p.warmup_fraction > 0 else []
+        phases = [("pretrain", 0.0), *stage2, ("consistency", start)]
+        return [(name, frac) for name, frac in phases if pre > 0 or name != "pretrain"]
 
     def needs_unlabeled(self, step: int) -> bool:
         return step >= self.ssl_start
@@ -140,6 +180,13 @@ class S2MTS2(MeanTeacher):
     def after_step(self, step: int) -> None:
         if step >= self.pretrain_steps:
             super().after_step(step)
+        elif step + 1 == self.pretrain_steps and self.params.stage1_save and _is_main():
+            self._save_stage1()
+
+
+def _is_main() -> bool:
+    return not torch.distributed.is_available() or not torch.distributed.is_initialized() or \
+        torch.distributed.get_rank() == 0
 
 
 def _row_ids(batch: Batch, n: int, device: torch.device) -> torch.Tensor:
