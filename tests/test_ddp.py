@@ -96,8 +96,10 @@ def test_torchrun_two_gloo_ranks_train_one_epoch(tmp_path: Path, _isolated_home:
     assert "job 1 done" in output
     job, checkpoints, home = _job_and_checkpoints(_isolated_home)
     assert job.status == "done" and job.attempts == 1 and job.progress == 1.0
-    assert len(checkpoints) == 1 and (home / checkpoints[0].path).exists()
-    saved = torch.load(home / checkpoints[0].path, weights_only=False)
+    # issue 16 §4: the SSL job's supervised shadow trained under torchrun too (both ranks), then the SSL run
+    ssl = [c for c in checkpoints if c.method != "supervised"]
+    assert len(checkpoints) == 2 and len(ssl) == 1 and all((home / c.path).exists() for c in checkpoints)
+    saved = torch.load(home / ssl[0].path, weights_only=False)
     assert saved["plan"] == {"total_steps": 2, "steps_per_epoch": 2}       # one pool pass across both ranks
 
 
@@ -147,7 +149,8 @@ def test_worker_launches_torchrun_for_nproc_job_and_resumes(tmp_path: Path, _iso
     _assert_both_ranks_trained(captured.out + captured.err)
     job, checkpoints, home = _job_and_checkpoints(_isolated_home)
     assert job.status == "done", job.error
-    assert len(checkpoints) == 1 and (home / checkpoints[0].path).exists()
+    assert sorted(c.method for c in checkpoints) == ["src_mt", "supervised"]  # + its shadow (issue 16)
+    assert all((home / c.path).exists() for c in checkpoints)
     final = torch.load(run_dir / "last.pt", weights_only=False)
     assert final["plan"] == {"total_steps": 4, "steps_per_epoch": 2} and final["step"] == 4
     assert [h["epoch"] for h in final["progress"]["history"]] == [1.0, 2.0]   # epoch 1 not repeated

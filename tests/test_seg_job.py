@@ -33,7 +33,9 @@ def test_secl_job_trains_analyzes_and_proposes_masks(tmp_path, capsys, _isolated
     main(["status", "--project", "ph2", "--json"])
     status = json.loads(capsys.readouterr().out)
     active = status["checkpoints"]["active"]
-    assert active["method"] == "secl" and active["labels_used"] == 12 + 20
+    # issue 16 §4: SECL or its supervised shadow, whichever scored better on val, is active (and analyzed)
+    assert active["method"] in ("secl", "seg_supervised") and active["labels_used"] == 12 + 20
+    assert active["shadow"]["metric"] == "dice" and status["checkpoints"]["count"] == 2
     assert active["rows"]["uncertainty"] == status["images"] == 68
     store = open_store(StoreConfig.from_env(home=_isolated_home))
     with store.sessions.begin() as s:
@@ -46,7 +48,7 @@ def test_secl_job_trains_analyzes_and_proposes_masks(tmp_path, capsys, _isolated
         assert all(d is not None for _, d in scores)                      # SECL has a teacher
         from db.models import Checkpoint
 
-        evaluation = s.scalars(select(Checkpoint.metrics)).one()["evaluation"]
+        evaluation = s.scalars(select(Checkpoint.metrics).where(Checkpoint.is_active.is_(True))).one()["evaluation"]
         assert 0.3 < evaluation["val"]["metrics"]["dice"] <= 1.0          # far above all-background (0)
         worst = evaluation["val"]["worst"]
         assert 1 <= len(worst) <= 6 and [w["dice"] for w in worst] == sorted(w["dice"] for w in worst)
