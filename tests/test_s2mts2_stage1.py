@@ -119,3 +119,13 @@ def test_stage1_trains_inside_the_loop(groups: int) -> None:
                       method_params={"shuffle_bn_groups": groups, "queue_size": 16})
     result = run_training(cfg, data)
     assert result.steps_run == result.planned_steps > 0
+
+
+def test_jcl_strength_ramps_linearly_over_stage1() -> None:
+    method = make()  # 20 planned steps, half of them stage 1
+    assert method.pretrain_steps == 10
+    for step in (0, 4, 9):
+        out = method.pretrain_step(pool_batch(step, [1, 2, 3, 4]))
+        assert out.logs["jcl_strength"] == pytest.approx(method.params.jcl_strength * (step + 1) / 10)
+        assert set(out.logs) == {"loss_jcl", "jcl_strength"}
+
