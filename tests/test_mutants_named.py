@@ -47,7 +47,7 @@ def test_student_sees_the_strong_view_of_unlabeled_images() -> None:
 
 
 def test_eval_mode_teacher_averages_bn_buffers_in_the_consistency_phase() -> None:
-    method = make_method("mean_teacher")
+    method = make_method("mean_teacher", teacher_mode="eval")
     method.student.train()(torch.randn(8, 1, 16, 16) * 3 + 2)  # move the student's running statistics
     key = next(k for k in method.teacher.state_dict() if k.endswith("running_mean"))
     before = method.teacher.state_dict()[key].clone()

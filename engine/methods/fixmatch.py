@@ -26,6 +26,7 @@ class FixMatchParams(MeanTeacherParams):
     rampup_min_steps: int = 0
     randaugment_ops: int = 2  # N of RandAugment
     randaugment_magnitude: float = 1.0  # fraction of each op's range (FixMatch samples magnitudes at random)
+    teacher_mode: str = "eval"  # pseudo-labels from the EMA model without dropout noise (USB's ema_p)
 
 
 @METHODS.register("fixmatch")

@@ -26,6 +26,7 @@ class SegMeanTeacherParams(MeanTeacherParams):
     rampup_fraction: float = 0.34
     rampup_min_steps: int = 50
     consistency_on: str = "all"  # labeled images join the consistency term (their two views coincide)
+    teacher_mode: str = "eval"  # train mode was measured for classification only (DECISIONS: teacher in train mode)
 
 
 @METHODS.register("seg_mean_teacher")
