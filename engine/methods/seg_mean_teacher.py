@@ -27,6 +27,7 @@ class SegMeanTeacherParams(MeanTeacherParams):
     rampup_min_steps: int = 50
     consistency_on: str = "all"  # labeled images join the consistency term (their two views coincide)
     teacher_mode: str = "eval"  # train mode was measured for classification only (DECISIONS: teacher in train mode)
+    ema_alpha: float = 0.99  # METHODS §4.1; 0.98 was measured for classification only
 
 
 @METHODS.register("seg_mean_teacher")

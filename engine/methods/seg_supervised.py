@@ -29,6 +29,7 @@ class SegSteps:
 @dataclass(frozen=True)
 class SegSupervisedParams(SupervisedParams):
     dice_weight: float = 1.0  # L_sup = CE + dice_weight * Dice (METHODS §4.2)
+    ema_alpha: float = 0.99  # the segmentation methods' EMA rate (SECL, METHODS §4.1)
 
 
 @METHODS.register("seg_supervised")

@@ -12,7 +12,7 @@ class SupervisedParams(BaseParams):
     # An EMA copy costs one lerp per step; keeping it makes "SSL vs supervised" measure the unlabeled
     # data, not the free weight averaging every SSL method gets.
     ema_teacher: bool = True
-    ema_alpha: float = 0.99
+    ema_alpha: float = 0.98  # the same free EMA as the SSL methods (DECISIONS: EMA warm-up rule)
     ema_warmup: str = "plan"  # see ema.ema_rate
 
 
