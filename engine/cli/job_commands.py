@@ -57,7 +57,7 @@ def _log_to_file(store) -> None:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from engine.core.device import lower_priority
+    from engine.core.priority import lower_priority
     from engine.worker import Worker, install_signal_handlers
 
     store = store_from_args(args)

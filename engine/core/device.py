@@ -36,19 +36,6 @@ def default_threads() -> int:
     return max(1, cores)
 
 
-def lower_priority(increment: int = 10) -> int | None:
-    """Raise this process's niceness by `increment` (children, e.g. torchrun ranks, inherit it).
-
-    Returns the new niceness, or None where the OS has no nice (Windows) or refuses.
-    """
-    if increment <= 0 or not hasattr(os, "nice"):
-        return None
-    try:
-        return os.nice(increment)
-    except OSError:
-        return None
-
-
 def seed_everything(seed: int) -> None:
     """Seed python, numpy and torch (all devices); cuDNN stays in its fast non-deterministic mode."""
     random.seed(seed)
