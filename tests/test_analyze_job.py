@@ -18,7 +18,7 @@ from tests.test_train_job import _chest_slice, _import
 
 def test_analysis_covers_every_image_and_ranks_the_unlabeled_pool(tmp_path, capsys, _isolated_home) -> None:
     _import(*_chest_slice(tmp_path, 240, 50))
-    assert main(["train", "--project", "cx", "--method", "mean_teacher", "--epochs", "1", "--wait"]) == 0
+    assert main(["train", "--project", "cx", "--method", "mean_teacher", "--epochs", "1", "--no-shadow", "--wait"]) == 0
     assert main(["analyze", "--project", "cx", "--wait"]) == 0
     capsys.readouterr()
     main(["status", "--project", "cx", "--json"])

@@ -72,7 +72,7 @@ def test_analyze_with_mc_passes_stores_variance_for_every_image(tmp_path, capsys
     from tests.test_views import _page_app
 
     _import(*_chest_slice(tmp_path, 80, 30))
-    assert main(["train", "--project", "cx", "--method", "mean_teacher", "--epochs", "1", "--wait"]) == 0
+    assert main(["train", "--project", "cx", "--method", "mean_teacher", "--epochs", "1", "--no-shadow", "--wait"]) == 0
     with pytest.raises(SystemExit):
         main(["analyze", "--project", "cx", "--mc-passes", "1"])
     store = open_store(StoreConfig.from_env(home=_isolated_home))
