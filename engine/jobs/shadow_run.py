@@ -9,6 +9,7 @@ from typing import Any
 from db.models import Checkpoint, Project
 from db.results import add_checkpoint, checkpoint_of_job, find_shadow
 from engine.jobs.context import JobCancelled, JobContext
+from engine.jobs.run_record import checkpoint_file, run_metrics
 from engine.jobs.shadow import shadow_config
 from engine.loaders.datasets import ArrayData
 from engine.training import distributed
@@ -56,19 +57,16 @@ def ensure_shadow(ctx: JobContext, project: Project, cfg: Any, data: ArrayData, 
                               resume=resume)
     except Cancelled:
         raise progress.reason or JobCancelled("cancelled")
-    best = next(p for p in (result.best_checkpoint, result.last_checkpoint) if p is not None and Path(p).exists())
+    best = checkpoint_file(result, shadow_dir)
     role = distributed.run_on_main(lambda: result.selected_role)
     if not main:
-        return ShadowRef(None, Path(best), role, scfg.method, False)
-    val_labels = 0 if snap.val_labels is None else len(snap.val_labels)
-    metrics = {"val": result.best_metrics, "role": role, "epochs_run": result.epochs_run,
-               "labels": {"train": snap.labels_used - val_labels, "val": val_labels}, "stopped": result.stopped,
-               "train_seconds": round(result.train_seconds, 1), "shadow_for_job": ctx.job_id}
+        return ShadowRef(None, best, role, scfg.method, False)
+    metrics = {**run_metrics(result, snap, role), "shadow_for_job": ctx.job_id}
     with store.sessions.begin() as session:
         row: Checkpoint | None = checkpoint_of_job(session, ctx.job_id, scfg.method)
         if row is None:
             row = add_checkpoint(session, project.id, ctx.job_id, scfg.method, scfg.backbone,
-                                 Path(best).relative_to(store.config.home).as_posix(), config, metrics,
+                                 best.relative_to(store.config.home).as_posix(), config, metrics,
                                  snap.labels_used, snap.label_hash, activate=False)
         checkpoint_id = row.id
-    return ShadowRef(checkpoint_id, Path(best), role, scfg.method, False)
+    return ShadowRef(checkpoint_id, best, role, scfg.method, False)

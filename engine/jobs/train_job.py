@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import math
-from pathlib import Path
 from typing import Any
 
 from db.enums import Task
@@ -22,6 +21,7 @@ from engine.core.config import TrainConfig, replace
 from engine.jobs import register_handler
 from engine.jobs.context import JobCancelled, JobContext, JobInterrupted
 from engine.jobs.ddp import launch, shared_snapshot
+from engine.jobs.run_record import checkpoint_file, run_metrics
 from engine.jobs.shadow import (
     choose_active,
     compare,
@@ -176,18 +176,12 @@ def run_train_job(ctx: JobContext) -> str | None:
         raise progress.reason or JobCancelled("cancelled")
     if not main:  # ranks > 0 never write to the database
         return None
-    best = next((path for path in (result.best_checkpoint, result.last_checkpoint)
-                 if path is not None and Path(path).exists()), None)
-    if best is None:
-        raise RuntimeError(f"training finished but wrote no checkpoint file in {run_dir}")
-    val_labels = 0 if snap.val_labels is None else len(snap.val_labels)
-    metrics = {"val": result.best_metrics, "role": result.selected_role, "epochs_run": result.epochs_run,
-               "labels": {"train": snap.labels_used - val_labels, "val": val_labels},  # trained on / selected on
-               "stopped": result.stopped, "train_seconds": round(result.train_seconds, 1)}
+    best = checkpoint_file(result, run_dir)
+    metrics = run_metrics(result, snap, result.selected_role)
     record = None
     if shadow is not None:
         ctx.report(message="comparing with the supervised shadow on val (paired bootstrap)", force=True)
-        delta = compare(Path(best), result.selected_role, shadow.path, shadow.role, data, cfg.seed)
+        delta = compare(best, result.selected_role, shadow.path, shadow.role, data, cfg.seed)
         record = comparison_record(delta, shadow.checkpoint_id, shadow.method, shadow.reused)
         metrics["shadow"] = record
         metrics["init"] = f"checkpoint {shadow.checkpoint_id}" if init is not None else None
@@ -200,7 +194,7 @@ def run_train_job(ctx: JobContext) -> str | None:
         checkpoint = checkpoint_of_job(session, ctx.job_id, cfg.method)
         if checkpoint is None:
             checkpoint = add_checkpoint(session, project.id, ctx.job_id, cfg.method, cfg.backbone,
-                                        Path(best).relative_to(store.config.home).as_posix(), ssl_cfg.to_dict(),
+                                        best.relative_to(store.config.home).as_posix(), ssl_cfg.to_dict(),
                                         metrics, snap.labels_used, snap.label_hash, activate=winner == "ssl")
             active_id = checkpoint.id
             if winner == "shadow" and shadow is not None:
