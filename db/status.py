@@ -59,17 +59,23 @@ def checkpoint_summary(session: Session, project_id: int) -> dict[str, Any]:
 SHADOW_KEYS = ("checkpoint_id", "metric", "value", "delta", "ci95")
 
 
+def comparison_owner(session: Session, checkpoint: Checkpoint) -> Checkpoint:
+    """The checkpoint whose metrics hold the SSL-vs-shadow record for this one: itself, or, for a shadow that
+    won activation, the SSL checkpoint it beat (`shadow_of`)."""
+    metrics = checkpoint.metrics or {}
+    if metrics.get("shadow") is None and metrics.get("shadow_of") is not None:
+        other = session.get(Checkpoint, metrics["shadow_of"])
+        if other is not None:
+            return other
+    return checkpoint
+
+
 def shadow_comparison(session: Session, checkpoint: Checkpoint) -> dict[str, Any] | None:
     """The SSL-vs-supervised-shadow record behind this checkpoint (issue 16 §4), or None.
 
-    On an SSL checkpoint it is its own; on a shadow that won activation it is the record of the SSL run it
-    beat (`shadow_of`). `value` is the shadow's val metric, `delta` = SSL minus shadow.
+    `value` is the shadow's val metric, `delta` = SSL minus shadow.
     """
-    metrics = checkpoint.metrics or {}
-    record = metrics.get("shadow")
-    if record is None and metrics.get("shadow_of") is not None:
-        other = session.get(Checkpoint, metrics["shadow_of"])
-        record = (other.metrics or {}).get("shadow") if other is not None else None
+    record = (comparison_owner(session, checkpoint).metrics or {}).get("shadow")
     if not record:
         return None
     return {**{k: record.get(k) for k in SHADOW_KEYS}, "ssl_value": record.get("ssl_value"),

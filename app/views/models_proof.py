@@ -14,13 +14,13 @@ import streamlit as st
 
 from app.text import md
 from db.project_settings import SETTINGS, effective, update
-from db.status import shadow_comparison
+from db.status import comparison_owner, shadow_comparison
+from engine.core.catalog import LABELED_ONLY_METHODS
 
 METHOD_LABELS = {"src_mt": "SRC-MT", "mean_teacher": "Mean Teacher", "s2mts2": "S²MTS²", "fixmatch": "FixMatch",
                  "secl": "SECL", "seg_mean_teacher": "Mean Teacher", "seg_unimatch": "UniMatch", "supervised": "supervised",
                  "seg_supervised": "supervised", "plain": "plain loop"}
-LABELED_ONLY = ("supervised", "seg_supervised", "plain")
-MIN_VAL_IMAGES = 20  # engine.jobs.shadow.MIN_VAL_IMAGES (the UI does not import the engine)
+MIN_VAL_IMAGES = 20  # fewer val images than this cannot decide between two models
 WIDE_CI_POINTS = 10.0  # a CI this wide that spans 0 cannot tell the two apart
 ACTIVATE_LABELS = {"best_on_val": "the better on val (SSL or its supervised shadow)", "latest": "always the newest"}
 
@@ -74,7 +74,7 @@ def efficiency_points(checkpoints: list[Any], key: str) -> list[dict[str, Any]]:
         train = (metrics.get("labels") or {}).get("train", c.labels_used)
         if value is not None and math.isfinite(value):  # NaN (single-class val) has no point on the curve
             points.append({"id": c.id, "method": c.method, "labels": train, "value": value,
-                           "family": "supervised" if c.method in LABELED_ONLY else "semi-supervised"})
+                           "family": "supervised" if c.method in LABELED_ONLY_METHODS else "semi-supervised"})
     return points
 
 
@@ -83,8 +83,7 @@ def render_proof(session: Any, project: Any, checkpoints: list[Any]) -> None:
     if active is None:
         return
     record = shadow_comparison(session, active)
-    ssl = session.get(type(active), (active.metrics or {}).get("shadow_of")) if record and \
-        (active.metrics or {}).get("shadow_of") else active
+    ssl = comparison_owner(session, active)
     st.markdown(f"**{md(shadow_sentence(ssl.method, record))}**")
     activation = (ssl.metrics or {}).get("activation")
     if activation:

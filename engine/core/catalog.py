@@ -8,6 +8,7 @@ from __future__ import annotations
 
 SEGMENTATION = "segmentation"
 CLASSIFICATION_METHODS = ("supervised", "mean_teacher", "src_mt", "s2mts2", "fixmatch", "plain")  # plain: reference
+LABELED_ONLY_METHODS = ("supervised", "plain", "seg_supervised")  # no unlabeled term: no supervised shadow
 SEGMENTATION_METHODS = ("seg_supervised", "seg_mean_teacher", "secl", "seg_unimatch")
 CLASSIFIER_BACKBONES = ("compact_cnn", "compact_cnn_2conv", "resnet18_small", "densenet121")
 SEGMENTATION_BACKBONES = ("unet", "unet_small")

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from db.enums import Task
+from engine.core.catalog import LABELED_ONLY_METHODS
 from engine.core.checkpoints import load_checkpoint
 from engine.core.config import TrainConfig
 from engine.loaders.datasets import ArrayData
@@ -24,16 +25,13 @@ from engine.scoring.paired import PairedDelta, paired_auc_delta, paired_mean_del
 from engine.training.splits import split_rows, val_set
 
 log = logging.getLogger("medssl.shadow")
-LABELED_ONLY = ("supervised", "plain", "seg_supervised")
 NO_SHADOW_INIT = ("s2mts2",)  # its self-supervised stage 1 is its warm start; a supervised init would skip it
 RESAMPLES = 1000
-MIN_VAL_IMAGES = 20  # below this the Models page says "too few val labels to decide"
-ACTIVATE_RULES = ("best_on_val", "latest")
 
 
 def wants_shadow(method: str, params: dict[str, Any]) -> bool:
     """Every semi-supervised method gets one unless the job asks not to (`shadow: false`)."""
-    return method not in LABELED_ONLY and params.get("shadow", True) is not False
+    return method not in LABELED_ONLY_METHODS and params.get("shadow", True) is not False
 
 
 def shadow_config(cfg: TrainConfig, task: str) -> TrainConfig:

@@ -14,6 +14,7 @@ from typing import Any
 from db.enums import Task
 from db.jobs import enqueue
 from db.models import Project
+from db.project_settings import effective
 from db.readiness import training_readiness
 from db.results import add_checkpoint, checkpoint_of_job, mark_shadow_of, set_active
 from engine.core.catalog import SEGMENTATION_METHODS
@@ -185,7 +186,7 @@ def run_train_job(ctx: JobContext) -> str | None:
         record = comparison_record(delta, shadow.checkpoint_id, shadow.method, shadow.reused)
         metrics["shadow"] = record
         metrics["init"] = f"checkpoint {shadow.checkpoint_id}" if init is not None else None
-    rule = str((project.settings or {}).get("activate") or "best_on_val")
+    rule = effective(project)["activate"]
     winner, why = choose_active(rule, record)
     metrics["activation"] = {"rule": rule, "active": winner, "why": why}
     if stage1_reused is not None:
