@@ -185,7 +185,8 @@ def run_train_job(ctx: JobContext) -> str | None:
         delta = compare(best, result.selected_role, shadow.path, shadow.role, data, cfg.seed)
         record = comparison_record(delta, shadow.checkpoint_id, shadow.method, shadow.reused)
         metrics["shadow"] = record
-        metrics["init"] = f"checkpoint {shadow.checkpoint_id}" if init is not None else None
+        # a resumed attempt restores last.pt (init None) but its run also started from the shadow
+        metrics["init"] = f"checkpoint {shadow.checkpoint_id}" if starts_from_shadow(cfg.method) else None
     rule = effective(project)["activate"]
     winner, why = choose_active(rule, record)
     metrics["activation"] = {"rule": rule, "active": winner, "why": why}
