@@ -9,6 +9,7 @@ L = L_sup + lambda(t) * (w_s (l_s1 + l_s2) / 2 + w_fp l_fp), with UniMatch's 0.5
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -75,14 +76,12 @@ class SegUniMatch(SegMeanTeacher):
 
 
 def _cutmix_box(h: int, w: int, gen: torch.Generator) -> torch.Tensor:
-    """A random rectangle covering 2-40 % of the image (UniMatch's obtain_cutmix_box ranges)."""
-    r = torch.rand(3, generator=gen, device=gen.device).cpu()
-    area = (0.02 + 0.38 * float(r[0])) * h * w
-    ratio = float(torch.exp(torch.log(torch.tensor(0.3)) + (torch.log(torch.tensor(1 / 0.3)) -
-                                                            torch.log(torch.tensor(0.3))) * r[1]))
+    """A random rectangle covering 2-40 % of the image, aspect ratio 0.3-3.3 (UniMatch's obtain_cutmix_box)."""
+    r = torch.rand(4, generator=gen, device=gen.device).tolist()
+    area = (0.02 + 0.38 * r[0]) * h * w
+    ratio = math.exp(math.log(0.3) + (math.log(1 / 0.3) - math.log(0.3)) * r[1])
     bh, bw = min(h, max(1, int((area * ratio) ** 0.5))), min(w, max(1, int((area / ratio) ** 0.5)))
-    y0 = int(float(r[2]) * (h - bh + 1))
-    x0 = int(float(torch.rand((), generator=gen, device=gen.device)) * (w - bw + 1))
+    y0, x0 = int(r[2] * (h - bh + 1)), int(r[3] * (w - bw + 1))
     box = torch.zeros(h, w, dtype=torch.bool)
     box[y0:y0 + bh, x0:x0 + bw] = True
     return box
