@@ -83,8 +83,11 @@ def load_embeddings(session: Session, checkpoint_id: int) -> tuple[np.ndarray, n
 
 
 def next_to_label(session: Session, project_id: int, annotator_id: int | None, checkpoint_id: int | None,
-                  skipped_since: datetime | None = None, exclude_ids: tuple[int, ...] = ()) -> int | None:
+                  skipped_since: datetime | None = None, exclude_ids: tuple[int, ...] = (),
+                  conditions: tuple = ()) -> int | None:
     """The best-ranked unlabeled train image; this annotator's skips go to the back of the queue.
+
+    `conditions` narrow the pool further (db/leases.py: not leased to someone else, a reader slot free).
 
     Usually one query: it walks the (checkpoint, acquisition_rank) index in rank order and stops at the
     first eligible image. Unranked images (imported after the analysis) come next, by id; skipped last.
@@ -95,6 +98,7 @@ def next_to_label(session: Session, project_id: int, annotator_id: int | None, c
     eligible = [Image.project_id == project_id, Image.split == "train", Image.label_status.in_(QUEUE_STATUSES)]
     if exclude_ids:
         eligible.append(Image.id.not_in(exclude_ids))
+    eligible.extend(conditions)
     tiers = [[~skipped], []] if annotator_id is not None else [[]]   # skipped images come last
     for extra in tiers:
         if checkpoint_id is None and (first := _cold_start_first(session, project_id, eligible + extra)):

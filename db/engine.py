@@ -1,6 +1,8 @@
 """Engine and session factory; `init_db` brings any database to the newest schema through Alembic."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
@@ -39,6 +41,20 @@ def make_engine(url: str) -> Engine:
 
 def make_session_factory(sql_engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(sql_engine, expire_on_commit=False)
+
+
+@contextmanager
+def write_session(sessions: sessionmaker[Session]) -> Iterator[Session]:
+    """A transaction that writes from its first statement on, so read-then-write stays atomic.
+
+    SQLite: BEGIN IMMEDIATE takes the write lock up front (a deferred transaction that read first fails with
+    "database is locked" when another writer committed in between, instead of waiting). PostgreSQL: a plain
+    transaction; the callers lock the rows they change (SELECT … FOR UPDATE).
+    """
+    with sessions.begin() as session:
+        if session.get_bind().dialect.name == "sqlite":
+            session.connection().exec_driver_sql("BEGIN IMMEDIATE")
+        yield session
 
 
 def alembic_config(url: str):

@@ -32,6 +32,9 @@ class LabelSource(StrEnum):
     HUMAN = "human"
     IMPORT = "import"
     MODEL = "model"          # proposals; never a label, never trained on
+    READ = "read"            # one reader's answer under double reading: decides nothing on its own
+    CONSENSUS = "agreed"    # the readers agreed (or a majority, when the project asks for it)
+    REVIEW = "review"        # a lead's adjudication of a disagreement (or an override)
 
 
 class LabelStatus(StrEnum):
@@ -41,6 +44,16 @@ class LabelStatus(StrEnum):
     LABELED = "labeled"
     UNCERTAIN = "uncertain"
     EXCLUDED = "excluded"
+    REVIEW = "review"        # double-read and the readers disagreed: waits for a lead, out of the queue
+
+
+class Role(StrEnum):
+    """What a user may do (db/roles.py holds the table); ordered from most to least rights."""
+
+    ADMIN = "admin"
+    LEAD = "lead"
+    ANNOTATOR = "annotator"
+    VIEWER = "viewer"
 
 
 class JobKind(StrEnum):

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from db.enums import JobStatus
+from db.enums import JobKind, JobStatus
 from db.models import Job, Worker, utcnow
 from db.status import stale_seconds
 
@@ -21,8 +21,19 @@ FINISHED = (JobStatus.DONE.value, JobStatus.FAILED.value, JobStatus.CANCELLED.va
 
 
 def enqueue(session: Session, kind: str, params: dict[str, Any], project_id: int | None = None,
-            created_by: int | None = None, max_attempts: int = 3, dedupe: bool = False) -> Job:
-    """Add a job; with `dedupe`, an identical job still waiting in the queue is returned instead."""
+            created_by: int | None = None, max_attempts: int = 3, dedupe: bool = False,
+            actor: Any = None) -> Job:
+    """Add a job; with `dedupe`, an identical job still waiting in the queue is returned instead.
+
+    With an `actor` (the logged-in user, the CLI's --user) the role is checked here and the job carries them;
+    without one the caller is the system itself (auto-retrain after N labels, a job's follow-up analysis).
+    """
+    from db import audit
+    from db.roles import require
+
+    if actor is not None:
+        require(actor, "export" if kind == JobKind.EXPORT.value else "train")
+        created_by = actor.id
     if dedupe:
         for waiting in session.scalars(select(Job).where(Job.kind == kind, Job.project_id == project_id,
                                                          Job.status == JobStatus.QUEUED.value)):
@@ -32,6 +43,9 @@ def enqueue(session: Session, kind: str, params: dict[str, Any], project_id: int
               max_attempts=max_attempts, status=JobStatus.QUEUED.value, progress=0.0, metrics={})
     session.add(job)
     session.flush()
+    audit.record(session, actor, "job.enqueue", project_id=project_id, target_kind="job", target_id=job.id,
+                 after={"kind": kind, "method": params.get("method"), "backbone": params.get("backbone"),
+                        "created_by": created_by})
     return job
 
 

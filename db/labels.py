@@ -16,7 +16,9 @@ from sqlalchemy.orm import Session
 from db.enums import LabelKind, LabelSource, LabelStatus
 from db.models import Annotator, Image, Label, Skip
 
-DECIDING_SOURCES = (LabelSource.HUMAN.value, LabelSource.IMPORT.value)
+# rows that can be an image's current label; `read` rows (double reading) and model proposals never are
+DECIDING_SOURCES = (LabelSource.HUMAN.value, LabelSource.IMPORT.value, LabelSource.CONSENSUS.value,
+                    LabelSource.REVIEW.value)
 STATUS_BY_KIND = {
     LabelKind.CLASS.value: LabelStatus.LABELED.value,
     LabelKind.UNCERTAIN.value: LabelStatus.UNCERTAIN.value,

@@ -28,6 +28,11 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def as_utc(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes for timezone-aware columns; every one was written in UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
 class Base(DeclarativeBase):
     type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, datetime: DateTime(timezone=True)}  # noqa: RUF012 (SQLAlchemy API)
 
@@ -49,12 +54,23 @@ class Project(Base):
 
 
 class Annotator(Base):
+    """A user account (the table keeps its first name: every label row already points at it).
+
+    `password_hash` is an argon2 hash, or None for an account the CLI acts for that cannot log into the app.
+    """
+
     __tablename__ = "annotator"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     role: Mapped[str] = mapped_column(String(20), default="annotator")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    password_hash: Mapped[str | None] = mapped_column(Text)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column()
+    last_login_at: Mapped[datetime | None] = mapped_column()
+    password_changed_at: Mapped[datetime | None] = mapped_column()
 
 
 class Image(Base):
@@ -244,3 +260,46 @@ class Setting(Base):
     key: Mapped[str] = mapped_column(String(100), primary_key=True)
     value: Mapped[Any] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CaseLease(Base):
+    """One reader slot of a case: a lease while `expires_at` is set, a finished read once it is None.
+
+    A case has `readers_per_case` slots (primary key image + slot), so two users can only share a case when
+    double reading asks for it; claiming a slot is one conditional UPDATE or INSERT … ON CONFLICT DO NOTHING.
+    """
+
+    __tablename__ = "case_lease"
+    __table_args__ = (
+        UniqueConstraint("image_id", "user_id", name="uq_case_lease_image_user"),
+        Index("ix_case_lease_user_expires", "user_id", "expires_at"),
+    )
+
+    image_id: Mapped[int] = mapped_column(ForeignKey("image.id", ondelete="CASCADE"), primary_key=True)
+    slot: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("annotator.id"))
+    expires_at: Mapped[datetime | None] = mapped_column()
+    leased_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AuditEvent(Base):
+    """Append-only record of every write (database triggers refuse UPDATE and DELETE).
+
+    No foreign keys: the log must outlive a deleted project or image; the user's name is copied so the log
+    reads on its own.
+    """
+
+    __tablename__ = "audit_event"
+    __table_args__ = (Index("ix_audit_project_id", "project_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    user_id: Mapped[int | None] = mapped_column(Integer)
+    user_name: Mapped[str | None] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(40), index=True)
+    project_id: Mapped[int | None] = mapped_column(Integer)
+    target_kind: Mapped[str | None] = mapped_column(String(20))
+    target_id: Mapped[str | None] = mapped_column(String(64))
+    before: Mapped[Any] = mapped_column(JSON, nullable=True)
+    after: Mapped[Any] = mapped_column(JSON, nullable=True)

@@ -30,6 +30,15 @@ def _whole(low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
+def _flag(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in {"true", "yes", "on", "1"}:
+        return True
+    if lowered in {"false", "no", "off", "0"}:
+        return False
+    raise ValueError("true or false")
+
+
 # engine.analysis.strategies.STRATEGIES by name (db/ does not import the engine; a test keeps them equal)
 STRATEGY_NAMES = ("relation", "entropy", "margin", "least_confidence", "disagreement", "kcenter", "random")
 
@@ -45,10 +54,17 @@ SETTINGS: dict[str, SettingSpec] = {
     "activate": SettingSpec(_choice("best_on_val", "latest"), "best_on_val",
                             "which checkpoint of a semi-supervised job becomes active: the better on val of it and "
                             "its supervised shadow, or always the newest"),
+    "allow_bulk_label": SettingSpec(_flag, False, "annotators may bulk-label from Explore (leads always may)"),
     "auto_retrain_labels": SettingSpec(_whole(0, 1_000_000), 0,
                                        "queue a train job after this many new labels (0: off)"),
+    "final_labels": SettingSpec(_choice("final", "majority"), "final",
+                                "double reading: a disagreement waits for a lead (final), or a strict majority "
+                                "of readers decides (majority)"),
+    "lease_minutes": SettingSpec(_whole(1, 240), 10, "how long a served case stays reserved for its reader"),
     "mc_passes": SettingSpec(_whole(0, 100), 0, "MC-dropout passes in every analysis (0: off, else 2 or more)"),
     "min_labels_warn": SettingSpec(_whole(2, 10_000), 10, "warn before training below this many labels per class"),
+    "readers_per_case": SettingSpec(_whole(1, 3), 1,
+                                    "distinct readers each case is served to (2 or 3: double reading with review)"),
     "strategy": SettingSpec(_choice(*STRATEGY_NAMES), "relation", "active-learning ranking of the queue"),
 }
 
@@ -72,8 +88,27 @@ def effective(project: Project) -> dict[str, Any]:
     return {key: stored.get(key, spec.default) for key, spec in SETTINGS.items()}
 
 
-def update(session: Session, project: Project, changes: dict[str, Any]) -> dict[str, Any]:
-    """Store checked values (a new dict, so the JSON column sees the change)."""
+def check_for_project(project: Project, changes: dict[str, Any]) -> None:
+    """Rules that need the project: masks are read once (agreement of two masks is not a yes/no)."""
+    if project.task == "segmentation" and changes.get("readers_per_case", 1) != 1:
+        raise ValueError("readers_per_case: segmentation projects are read once (1)")
+
+
+def update(session: Session, project: Project, changes: dict[str, Any], actor: Any = None) -> dict[str, Any]:
+    """Store checked values (a new dict, so the JSON column sees the change); with an actor, its role is checked
+    and the change audited (before/after of each key)."""
+    from db import audit
+    from db.roles import require
+
+    if actor is not None:
+        require(actor, "project_settings", project)
+    check_for_project(project, changes)
+    before = effective(project)
     project.settings = {**(project.settings or {}), **changes}
     session.flush()
-    return effective(project)
+    after = effective(project)
+    changed = {k: after[k] for k in changes if before.get(k) != after[k]}
+    if changed:
+        audit.record(session, actor, "settings.change", project_id=project.id, target_kind="project",
+                     target_id=project.id, before={k: before[k] for k in changed}, after=changed)
+    return after

@@ -81,10 +81,7 @@ def touch_project(session: Session, project: Project) -> None:
 
 
 def get_or_create_annotator(session: Session, name: str) -> Annotator:
-    name = name.strip() or "unknown"
-    annotator = session.scalars(select(Annotator).where(Annotator.name == name)).first()
-    if annotator is None:
-        annotator = Annotator(name=name)
-        session.add(annotator)
-        session.flush()
-    return annotator
+    """A provenance identity by name (imports, the demo), created as an upsert when missing."""
+    from db.users import ensure_user
+
+    return ensure_user(session, name.strip() or "unknown")

@@ -47,11 +47,21 @@ def find_shadow(session: Session, project_id: int, label_hash: str, method: str,
     return next((row for row in rows if row.config == config), None)
 
 
-def set_active(session: Session, checkpoint_id: int) -> Checkpoint:
-    """Exactly one active checkpoint per project (rollback = activate an older one)."""
+def set_active(session: Session, checkpoint_id: int, actor: Any = None) -> Checkpoint:
+    """Exactly one active checkpoint per project (rollback = activate an older one); a user's rollback is
+    role-checked, every activation audited (a job's own activation has no actor)."""
+    from db import audit
+    from db.roles import require
+
     checkpoint = session.get(Checkpoint, checkpoint_id)
     if checkpoint is None:
         raise ValueError(f"no checkpoint {checkpoint_id}")
+    if actor is not None:
+        require(actor, "rollback")
+    before = active_checkpoint_id(session, checkpoint.project_id)
+    audit.record(session, actor, "checkpoint.activate", project_id=checkpoint.project_id,
+                 target_kind="checkpoint", target_id=checkpoint_id, before={"active": before},
+                 after={"active": checkpoint_id})
     session.execute(update(Checkpoint).where(Checkpoint.project_id == checkpoint.project_id)
                     .values(is_active=Checkpoint.id == checkpoint_id))
     session.refresh(checkpoint)

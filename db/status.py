@@ -105,6 +105,15 @@ def project_status(session: Session, project: Project) -> dict[str, Any]:
         "image_size": project.image_size,
         "images": images, "labeled": labeled, "unlabeled": images - labeled - excluded,
         "uncertain": counts[LabelStatus.UNCERTAIN.value], "excluded": excluded,
+        "review": counts[LabelStatus.REVIEW.value],
         "splits": splits, "jobs": jobs, "checkpoints": checkpoint_summary(session, project.id),
         "workers": {"alive": alive_workers(session)},
+        "agreement": _agreement(session, project),
     }
+
+
+def _agreement(session: Session, project: Project) -> dict[str, Any] | None:
+    """Reader agreement (kappa) once anyone double-read; None before."""
+    from db.agreement import project_agreement
+
+    return project_agreement(session, project)

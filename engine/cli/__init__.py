@@ -12,13 +12,16 @@ from engine.cli import (
     errors,
     job_commands,
     model_commands,
+    reader_commands,
     settings_commands,
     train_commands,
+    user_commands,
 )
 from engine.cli.common import UsageError, common_parser
 from engine.data.library_logs import route_library_logs
 
-COMMAND_GROUPS = [data_commands, job_commands, train_commands, model_commands, settings_commands, bench_commands]
+COMMAND_GROUPS = [data_commands, job_commands, train_commands, model_commands, settings_commands, user_commands,
+                  reader_commands, bench_commands]
 
 
 def build_parser() -> argparse.ArgumentParser:

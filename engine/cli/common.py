@@ -28,8 +28,45 @@ def common_parser() -> argparse.ArgumentParser:
     group = parser.add_argument_group("store")
     group.add_argument("--db", metavar="URL", help="database URL (default: $MEDSSL_DB or sqlite in --home)")
     group.add_argument("--home", metavar="DIR", help="data folder (default: $MEDSSL_HOME or ./medssl_data)")
+    parser.add_argument("--user", "--annotator", dest="user", metavar="NAME", default=None,
+                        help="who acts (default: $MEDSSL_USER, else the OS user); the CLI is the trusted local "
+                             "admin tool and acts for this user without a password, within the user's role")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     return parser
+
+
+def is_read_only(store: Store) -> bool:
+    """A store opened read-only (a snapshot or archive): nothing, not even an audit row, can be written."""
+    return store.config.db_url.startswith("sqlite:///file:")
+
+
+def acting_user(session, args: argparse.Namespace, action: str | None = None, project=None, create: bool = True):
+    """The account this command acts for, checked against `action` (db/roles.py).
+
+    A name given with --user must be an existing account. The default identity ($MEDSSL_USER or the OS user:
+    the person at this shell, who owns the data folder) is created on first use as an admin without a
+    password, so the CLI works on a fresh install; such an account cannot log into the app.
+    """
+    from db.roles import PermissionDenied, require
+    from db.users import ensure_user, find_user
+
+    explicit = getattr(args, "user", None)
+    name = explicit or default_annotator()
+    user = find_user(session, name)
+    if user is None:
+        if explicit:
+            raise UsageError(f"no user named {name!r}: add one with `python -m engine user add {name} --role ROLE`")
+        if not create:   # read-only store: the local owner reads without an account row
+            return None
+        user = ensure_user(session, name, role="admin")
+    if user.disabled:
+        raise UsageError(f"the account {name!r} is disabled")
+    if action is not None:
+        try:
+            require(user, action, project)
+        except PermissionDenied as error:
+            raise UsageError(str(error)) from None
+    return user
 
 
 def store_from_args(args: argparse.Namespace, read: bool = False) -> Store:

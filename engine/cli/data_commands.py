@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
 
 from tqdm import tqdm
 
+from db import audit
 from db.enums import Split, Task
 from db.exports import LABEL_FIELDS, label_records, prediction_records, to_csv, to_json
 from db.projects import require_project
@@ -16,8 +18,9 @@ from db.status import project_status
 from engine.cli import ranges
 from engine.cli.common import (
     UsageError,
-    default_annotator,
+    acting_user,
     finish_job,
+    is_read_only,
     project_or_usage_error,
     store_from_args,
 )
@@ -43,7 +46,6 @@ def register(subparsers, parents) -> None:
     p.add_argument("--unlabeled", action="store_true", help="import images without their labels")
     p.add_argument("--image-size", type=ranges.IMAGE_SIZE, help="training size fixed at project creation")
     p.add_argument("--reference", action="store_true", help="reference PNG/JPEG in place instead of copying")
-    p.add_argument("--annotator", default=default_annotator(), help="who imported (provenance)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(handler=cmd_import)
 
@@ -67,6 +69,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
               + HOW_TO_IMPORT)
         return 0
     store = store_from_args(args)
+    with store.sessions.begin() as session:
+        acting_user(session, args, "import")
     for split, report in import_demo(store, args.project):
         print(f"{split}: " + report.summary().splitlines()[0])
     with store.sessions.begin() as session:
@@ -86,8 +90,11 @@ def cmd_import(args: argparse.Namespace) -> int:
     classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
     request = ImportRequest(project=args.project, source=args.source, task=args.task, classes=classes,
                             split=args.split, labels_csv=args.labels, unlabeled=args.unlabeled,
-                            image_size=args.image_size, reference=args.reference, annotator=args.annotator)
+                            image_size=args.image_size, reference=args.reference)
     store = store_from_args(args)
+    with store.sessions.begin() as session:
+        actor = acting_user(session, args, "import")
+        request = dataclasses.replace(request, annotator=actor.name, actor_id=actor.id)
     bar = tqdm(unit="img", desc="import", disable=args.json or not sys.stderr.isatty())
 
     def progress(done: int, total: int | None) -> None:
@@ -130,8 +137,13 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     store = store_from_args(args, read=True)
+    read_only = is_read_only(store)
     with store.sessions.begin() as session:
         project = project_or_usage_error(session, args.project)
+        actor = acting_user(session, args, "export", project, create=not read_only)
+        if actor is not None and not read_only:
+            audit.record(session, actor, f"export.{args.what}", project_id=project.id, target_kind="project",
+                         target_id=project.id)
         if args.what == "model":
             project_id = project.id
         elif args.what == "predictions":
@@ -142,7 +154,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         else:
             rows, fields = label_records(session, project), LABEL_FIELDS
     if args.what == "model":
-        return _export_model(store, project_id, args.out)
+        return _export_model(store, project_id, args.out, actor)
     if args.what == "predictions" and not rows:
         print(f"error: checkpoint {checkpoint_id} has no predictions yet; run `python -m engine analyze "
               f"--project {args.project} --wait` first", file=sys.stderr)
@@ -154,7 +166,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _export_model(store, project_id: int, out: Path) -> int:
+def _export_model(store, project_id: int, out: Path, actor=None) -> int:
     """Run an export job (here when no worker is alive) and copy its files to `out`."""
     import shutil
 
@@ -163,7 +175,7 @@ def _export_model(store, project_id: int, out: Path) -> int:
     from db.status import alive_workers
 
     with store.sessions.begin() as session:
-        job_id = enqueue(session, "export", {}, project_id=project_id).id
+        job_id = enqueue(session, "export", {}, project_id=project_id, actor=actor).id
         run_here = alive_workers(session) == 0
     job = finish_job(store, job_id, run_here)
     if job.status != "done":

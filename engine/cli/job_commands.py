@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from db.jobs import job_dict, request_cancel
 from db.models import Job
-from engine.cli.common import UsageError, project_or_usage_error, store_from_args
+from engine.cli.common import UsageError, acting_user, project_or_usage_error, store_from_args
 
 
 def register(subparsers, parents) -> None:
@@ -172,12 +172,20 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 
 def _on_job(args: argparse.Namespace, action):
     """Run `action(session, job_id)` in one transaction; its ValueError (no such job, wrong state) is a usage error."""
+    from db import audit
+    from db.models import Job
+
     store = store_from_args(args)
     with store.sessions.begin() as session:
+        actor = acting_user(session, args, "train")
         try:
-            return action(session, args.job)
+            result = action(session, args.job)
         except ValueError as error:
             raise UsageError(str(error)) from error
+        job = session.get(Job, args.job)
+        audit.record(session, actor, f"job.{args.command}", project_id=job.project_id if job else None,
+                     target_kind="job", target_id=args.job)
+        return result
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:

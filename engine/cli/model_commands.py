@@ -6,7 +6,7 @@ import json
 
 from db.models import Checkpoint
 from db.results import flipped_predictions, list_checkpoints, set_active
-from engine.cli.common import UsageError, project_or_usage_error, store_from_args
+from engine.cli.common import UsageError, acting_user, project_or_usage_error, store_from_args
 
 
 def register(subparsers, parents) -> None:
@@ -64,7 +64,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
         checkpoint = session.get(Checkpoint, args.checkpoint)
         if checkpoint is None or checkpoint.project_id != project_id:
             raise UsageError(f"checkpoint {args.checkpoint} is not a checkpoint of {args.project!r}")
-        set_active(session, checkpoint.id)
+        set_active(session, checkpoint.id, actor=acting_user(session, args, "rollback"))
     print(f"checkpoint {args.checkpoint} is now active for {args.project!r}")
     return 0
 

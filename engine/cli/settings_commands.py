@@ -5,7 +5,7 @@ import argparse
 import json
 
 from db.project_settings import SETTINGS, effective, parse_assignment, update
-from engine.cli.common import UsageError, project_or_usage_error, store_from_args
+from engine.cli.common import UsageError, acting_user, project_or_usage_error, store_from_args
 
 
 def register(subparsers, parents) -> None:
@@ -13,20 +13,28 @@ def register(subparsers, parents) -> None:
                               epilog="keys: " + "; ".join(f"{k} ({s.meaning}, default {s.default})"
                                                           for k, s in SETTINGS.items()))
     p.add_argument("--project", required=True)
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="repeatable")
+    p.add_argument("assignments", nargs="*", metavar="KEY=VALUE", help="settings to change (none: list them)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="the same, as an option")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_settings)
 
 
 def cmd_settings(args: argparse.Namespace) -> int:
     try:
-        changes = dict(parse_assignment(text) for text in args.set)
+        changes = dict(parse_assignment(text) for text in [*args.assignments, *args.set])
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     store = store_from_args(args, read=not changes)
     with store.sessions.begin() as session:
         project = project_or_usage_error(session, args.project)
-        values = update(session, project, changes) if changes else effective(project)
+        if changes:
+            actor = acting_user(session, args, "project_settings", project)
+            try:
+                values = update(session, project, changes, actor=actor)
+            except ValueError as exc:
+                raise UsageError(str(exc)) from None
+        else:
+            values = effective(project)
     if args.json:
         print(json.dumps(values, indent=2))
     else:

@@ -6,14 +6,14 @@ import sys
 
 from db.jobs import enqueue
 from db.models import Checkpoint
-from db.projects import get_or_create_annotator, touch_project
+from db.projects import touch_project
 from db.readiness import training_readiness
 from db.results import active_checkpoint_id
 from db.status import alive_workers
 from engine.cli import ranges
 from engine.cli.common import (
     UsageError,
-    default_annotator,
+    acting_user,
     finish_job,
     project_or_usage_error,
     store_from_args,
@@ -47,7 +47,6 @@ def register(subparsers, parents) -> None:
                    help="skip the supervised shadow (same labels and budget, trained first or reused) that every "
                         "semi-supervised job is compared with on val")
     p.add_argument("--wait", action="store_true", help="block until done; runs here when no worker is alive")
-    p.add_argument("--annotator", default=default_annotator(), help="who started the job (provenance)")
     p.set_defaults(handler=cmd_train)
 
     p = subparsers.add_parser("analyze", parents=parents,
@@ -58,7 +57,6 @@ def register(subparsers, parents) -> None:
                    help="also store MC-dropout variance from N >= 2 stochastic passes (default: off, "
                         "or the project setting mc_passes)")
     p.add_argument("--wait", action="store_true", help="block until done; runs here when no worker is alive")
-    p.add_argument("--annotator", default=default_annotator(), help="who started the job (provenance)")
     p.set_defaults(handler=cmd_analyze)
 
 
@@ -87,7 +85,7 @@ def _enqueue(args: argparse.Namespace, kind: str, params: dict, dedupe: bool = F
     with store.sessions.begin() as session:
         project = project_or_usage_error(session, args.project)
         touch_project(session, project)
-        creator = get_or_create_annotator(session, args.annotator)
+        creator = acting_user(session, args, "train", project)
         params = {k: v for k, v in params.items() if v is not None}
         if kind == "train" and (problem := fit_problem(project.task, params.get("method"), params.get("backbone"))):
             raise UsageError(problem)
@@ -99,7 +97,7 @@ def _enqueue(args: argparse.Namespace, kind: str, params: dict, dedupe: bool = F
                 print(f"warning: {warning}", file=sys.stderr)
         if kind == "analyze":
             params["checkpoint_id"] = _checkpoint_of(session, project, params.get("checkpoint_id"))
-        job_id = enqueue(session, kind, params, project_id=project.id, created_by=creator.id, dedupe=dedupe).id
+        job_id = enqueue(session, kind, params, project_id=project.id, actor=creator, dedupe=dedupe).id
         workers = alive_workers(session)
     print(f"queued {kind} job {job_id}")
     if not args.wait:

@@ -1,0 +1,194 @@
+"""Many readers at once (a script, and the engine of the concurrency tests): leases, saves, invariants.
+
+    python -m engine.bench.reader_load --images 100000 --readers 20 [--readers-per-case 1] [--labels 40]
+        [--think-ms 0] [--db URL] --out docs/results/reader_load_sqlite
+
+Each reader is its own process (spawned, own connection pool) looping: lease the next case
+(db.leases.next_case in one write transaction; this is the timed step), think, save an answer through
+db.reading.answer. Afterwards the store is checked: every image's current label is its newest deciding row
+(no lost update), no case was served to two readers in single reading, and under double reading every read
+case has exactly `readers_per_case` reads by distinct readers. The baseline in the same run is a primary-key
+lookup of one image row on the same database.
+"""
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import tempfile
+import time
+import traceback
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+
+from db.config import StoreConfig
+from db.engine import write_session
+from db.labels import deciding_label
+from db.leases import next_case
+from db.models import Annotator, CaseLease, Image, Label, Project
+from db.project_settings import update as update_settings
+from db.reading import answer, reads_of
+from db.store import open_store
+from db.users import ensure_user
+from engine.bench.report import bench_header, write_result
+
+
+def populate(store, n: int, readers_per_case: int, ranked: bool = True) -> int:
+    """A project of n unlabeled train images (ranked by a fake analysis when `ranked`)."""
+    from engine.bench.queue_speed import populate as populate_ranked
+
+    project_id, checkpoint_id = populate_ranked(store, n)
+    with store.sessions.begin() as session:
+        project = session.get(Project, project_id)
+        update_settings(session, project, {"readers_per_case": readers_per_case})
+        if not ranked:
+            from sqlalchemy import update
+
+            from db.models import Checkpoint
+            session.execute(update(Checkpoint).where(Checkpoint.id == checkpoint_id).values(is_active=False))
+    return project_id
+
+
+def _reader(db_url: str, home: str, project_id: int, name: str, max_labels: int, think_s: float, seed: int,
+            start_at: float) -> dict[str, Any]:
+    """One reader process: lease, think, answer, until max_labels or nothing is left."""
+    from db.results import active_checkpoint_id
+
+    store = open_store(StoreConfig.from_env(home=Path(home), db=db_url), migrate=False)
+    rng = np.random.default_rng(seed)
+    latencies, errors, served = [], [], []
+    with store.sessions.begin() as session:
+        user_id = ensure_user(session, name).id
+        checkpoint_id = active_checkpoint_id(session, project_id)
+    time.sleep(max(0.0, start_at - time.time()))   # every reader starts together
+    while len(served) < max_labels:
+        try:
+            began = time.perf_counter()
+            with write_session(store.sessions) as session:
+                lease = next_case(session, session.get(Project, project_id), user_id, checkpoint_id)
+            latencies.append(time.perf_counter() - began)
+            if lease is None:
+                break
+            served.append(lease.image_id)
+            if think_s:
+                time.sleep(think_s)
+            with write_session(store.sessions) as session:
+                project = session.get(Project, project_id)
+                user = session.get(Annotator, user_id)
+                answer(session, project, session.get(Image, lease.image_id), user,
+                       int(rng.integers(len(project.classes))))
+        except Exception as error:  # noqa: BLE001 - counted and reported; the invariants decide the test
+            errors.append(f"{type(error).__name__}: {error}\n{traceback.format_exc(limit=3)}")
+            if len(errors) > 20:
+                break
+    store.dispose()
+    return {"name": name, "latencies": latencies, "errors": errors, "served": served}
+
+
+def run_readers(db_url: str, home: Path, project_id: int, readers: int, max_labels: int, think_ms: float = 0.0,
+                prefix: str = "reader") -> list[dict[str, Any]]:
+    context = multiprocessing.get_context("spawn")
+    start_at = time.time() + 3.0 + 0.15 * readers   # spawned interpreters need a moment to import
+    with context.Pool(readers) as pool:
+        jobs = [pool.apply_async(_reader, (db_url, str(home), project_id, f"{prefix}{i}", max_labels,
+                                           think_ms / 1000, i, start_at)) for i in range(readers)]
+        return [job.get(timeout=1800) for job in jobs]
+
+
+def invariants(store, project_id: int, readers_per_case: int) -> dict[str, Any]:
+    """What must hold after any number of concurrent readers (each count must be 0 for a pass)."""
+    with store.sessions.begin() as session:
+        images = {i.id: i for i in session.scalars(select(Image).where(Image.project_id == project_id))}
+        rows: dict[int, list[Label]] = defaultdict(list)
+        for row in session.scalars(select(Label).join(Image, Image.id == Label.image_id)
+                                   .where(Image.project_id == project_id).order_by(Label.id)):
+            rows[row.image_id].append(row)
+        slots = Counter(session.scalars(select(CaseLease.image_id).where(CaseLease.project_id == project_id)))
+    lost = sum((deciding_label(r).id if deciding_label(r) else None) != images[i].current_label_id
+               for i, r in rows.items())
+    human = {i: {x.annotator_id for x in r if x.source in ("human", "read") and x.kind != "retract"}
+             for i, r in rows.items()}
+    result = {"images_answered": len(rows), "labels": sum(len(r) for r in rows.values()),
+              "lost_updates": int(lost), "served_twice": 0, "wrong_read_count": 0}
+    if readers_per_case == 1:
+        result["served_twice"] = sum(len(who) > 1 for who in human.values()) + sum(n > 1 for n in slots.values())
+    else:
+        reads = {i: reads_of(r) for i, r in rows.items()}
+        result["wrong_read_count"] = sum(len(r) != readers_per_case or len({x.reader_id for x in r}) != len(r)
+                                         for r in reads.values())
+        result["review"] = sum(images[i].label_status == "review" for i in reads)
+    return result
+
+
+def _baseline(store, project_id: int, n: int = 300) -> list[float]:
+    with store.sessions.begin() as session:
+        ids = list(session.scalars(select(Image.id).where(Image.project_id == project_id).limit(n)))
+    times = []
+    for image_id in ids:
+        began = time.perf_counter()
+        with store.sessions.begin() as session:
+            session.get(Image, image_id)
+        times.append(time.perf_counter() - began)
+    return times
+
+
+def _ms(samples: list[float], q: float) -> float:
+    return round(float(np.percentile(samples, q)) * 1000, 3) if samples else float("nan")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=100_000)
+    parser.add_argument("--readers", type=int, default=20)
+    parser.add_argument("--readers-per-case", type=int, default=1, choices=[1, 2, 3])
+    parser.add_argument("--labels", type=int, default=40, help="answers per reader")
+    parser.add_argument("--think-ms", type=float, default=0.0, help="pause between lease and answer")
+    parser.add_argument("--db", help="database URL (default: a fresh SQLite file in a temp folder)")
+    parser.add_argument("--out", type=Path, required=True, help="folder for results.json / results.md")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp)
+        db_url = args.db or f"sqlite:///{home / 'medssl.db'}"
+        store = open_store(StoreConfig.from_env(home=home, db=db_url))
+        began = time.perf_counter()
+        project_id = populate(store, args.images, args.readers_per_case)
+        populate_s = time.perf_counter() - began
+        baseline = _baseline(store, project_id)
+        began = time.perf_counter()
+        results = run_readers(db_url, home, project_id, args.readers, args.labels, args.think_ms)
+        wall = time.perf_counter() - began
+        checks = invariants(store, project_id, args.readers_per_case)
+        store.dispose()
+    latencies = [x for r in results for x in r["latencies"]]
+    errors = [e for r in results for e in r["errors"]]
+    backend = "postgresql" if db_url.startswith("postgresql") else "sqlite"
+    result = {**bench_header("engine.bench.reader_load", argv), "backend": backend, "images": args.images,
+              "readers": args.readers, "readers_per_case": args.readers_per_case, "think_ms": args.think_ms,
+              "next_case_ms": {"p50": _ms(latencies, 50), "p95": _ms(latencies, 95), "p99": _ms(latencies, 99),
+                               "n": len(latencies)},
+              "baseline_pk_lookup_ms": {"p50": _ms(baseline, 50), "p95": _ms(baseline, 95)},
+              "answers": sum(len(r["served"]) for r in results), "wall_s": round(wall, 2),
+              "populate_s": round(populate_s, 2), "errors": len(errors), "error_samples": errors[:3], **checks}
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_result(args.out / "results.json", result)
+    (args.out / "results.md").write_text(markdown(result))
+    return 0 if not errors and not checks["lost_updates"] and not checks["served_twice"] else 1
+
+
+def markdown(r: dict[str, Any]) -> str:
+    nc, base = r["next_case_ms"], r["baseline_pk_lookup_ms"]
+    return (f"# Next case with lease: {r['backend']}, {r['images']:,} images, {r['readers']} concurrent readers\n\n"
+            f"Command: `{r['command']}`  \nMachine: {r['machine']}\n\n"
+            "| readers/case | think ms | next case p50 ms | p95 ms | p99 ms | n | PK lookup p95 ms | answers | "
+            "errors | lost updates | served twice | wrong read count |\n"
+            "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+            f"| {r['readers_per_case']} | {r['think_ms']:g} | {nc['p50']} | {nc['p95']} | {nc['p99']} | {nc['n']} | "
+            f"{base['p95']} | {r['answers']} | {r['errors']} | {r['lost_updates']} | {r['served_twice']} | "
+            f"{r['wrong_read_count']} |\n")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
