@@ -1,4 +1,4 @@
-"""Entry point: `python -m streamlit run app/main.py`. Page config, sidebar (project, annotator), navigation."""
+"""Entry point: `python -m streamlit run app/main.py`. Page config, login, sidebar (account, project), navigation."""
 from __future__ import annotations
 
 import sys
@@ -9,6 +9,7 @@ import streamlit as st
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere: find app/, db/, engine/
 
 from app import state
+from app.auth import account_sidebar, require_login
 from app.errors import show_page_error
 from app.exposure import current_problem
 from app.keyboard import keep_shortcuts_alive
@@ -19,12 +20,11 @@ from app.worker_control import ensure_worker
 from db.projects import list_projects
 
 
-def sidebar() -> None:
-    """Project switcher (the URL's project, else this annotator's last one, else the most recently used) and
-    the annotator name every label carries."""
-    name = st.sidebar.text_input("annotator", value=state.get(state.ANNOTATOR) or state.default_annotator())
-    annotator = name.strip() or state.default_annotator()
-    state.put(state.ANNOTATOR, annotator)
+def sidebar(user) -> None:
+    """Account, then the project switcher (the URL's project, else this user's last one, else the most
+    recently used)."""
+    account_sidebar(user)
+    annotator = user.name
     with get_store().sessions.begin() as session:
         choices = {p.id: p.name for p in list_projects(session)}
         current = state.get(state.PROJECT)
@@ -51,8 +51,11 @@ problem = current_problem()
 if problem:
     st.error(problem)
     st.stop()
-sidebar()
-navigation = st.navigation(list(pages().values()))
+user = require_login()
+if user is None:
+    st.stop()
+sidebar(user)
+navigation = st.navigation(list(pages(user).values()))
 try:
     navigation.run()
 except Exception as error:  # noqa: BLE001 - one line on the page, the traceback in logs/app.log

@@ -114,11 +114,18 @@ def retry(session: Session, job_id: int) -> Job:
     return job
 
 
-def request_cancel(session: Session, job_id: int) -> str:
-    """Queued jobs are cancelled at once; running ones are flagged and stop at their next step."""
+def request_cancel(session: Session, job_id: int, actor: Any = None) -> str:
+    """Queued jobs are cancelled at once; running ones are flagged and stop at their next step. A user's
+    cancel (`actor`) is role-checked and audited."""
     job = session.get(Job, job_id)
     if job is None:
         raise ValueError(f"no job {job_id}")
+    if actor is not None:
+        from db import audit
+        from db.roles import require
+
+        require(actor, "train")
+        audit.record(session, actor, "job.cancel", project_id=job.project_id, target_kind="job", target_id=job_id)
     if job.status == JobStatus.QUEUED.value:
         finish(session, job_id, JobStatus.CANCELLED.value, message="cancelled before start")
     elif job.status == JobStatus.RUNNING.value:

@@ -263,11 +263,8 @@ class Setting(Base):
 
 
 class CaseLease(Base):
-    """One reader slot of a case: a lease while `expires_at` is set, a finished read once it is None.
-
-    A case has `readers_per_case` slots (primary key image + slot), so two users can only share a case when
-    double reading asks for it; claiming a slot is one conditional UPDATE or INSERT … ON CONFLICT DO NOTHING.
-    """
+    """One reader slot of a case (`readers_per_case` per image; db/leases.py): a lease while `expires_at` is
+    set, a finished read once it is None."""
 
     __tablename__ = "case_lease"
     __table_args__ = (
@@ -284,11 +281,8 @@ class CaseLease(Base):
 
 
 class AuditEvent(Base):
-    """Append-only record of every write (database triggers refuse UPDATE and DELETE).
-
-    No foreign keys: the log must outlive a deleted project or image; the user's name is copied so the log
-    reads on its own.
-    """
+    """Append-only record of every write (triggers refuse UPDATE/DELETE). No foreign keys: the log outlives a
+    deleted project or image; the user's name is copied so it reads on its own."""
 
     __tablename__ = "audit_event"
     __table_args__ = (Index("ix_audit_project_id", "project_id", "id"),)

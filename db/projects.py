@@ -32,9 +32,15 @@ def validate_classes(task: str, classes: list[str]) -> list[str]:
     return cleaned
 
 
-def set_classes(session: Session, project: Project, classes: list[str]) -> list[str]:
+def set_classes(session: Session, project: Project, classes: list[str], actor: Annotator | None = None) -> list[str]:
     """Edit the class list while no image of the project carries a label (after that, indices are data)."""
+    from db import audit
     from db.models import Label
+    from db.roles import require
+
+    if actor is not None:
+        require(actor, "create_project")
+    before = list(project.classes)
 
     labeled = session.scalar(select(Label.id).join(Image, Image.id == Label.image_id)
                              .where(Image.project_id == project.id).limit(1))
@@ -42,6 +48,8 @@ def set_classes(session: Session, project: Project, classes: list[str]) -> list[
         raise ProjectError(f"project {project.name!r} already has labels: its classes can no longer change")
     project.classes = validate_classes(project.task, classes)
     session.flush()
+    audit.record(session, actor, "project.classes", project_id=project.id, target_kind="project",
+                 target_id=project.id, before=before, after=list(project.classes))
     return project.classes
 
 
@@ -58,7 +66,12 @@ def require_project(session: Session, name: str) -> Project:
 
 
 def create_project(session: Session, name: str, task: str, classes: list[str], image_size: int,
-                   channels: int = 1) -> Project:
+                   channels: int = 1, actor: Annotator | None = None) -> Project:
+    from db import audit
+    from db.roles import require
+
+    if actor is not None:
+        require(actor, "create_project")
     name = name.strip()
     if not name:
         raise ProjectError("project name must not be empty")
@@ -68,6 +81,8 @@ def create_project(session: Session, name: str, task: str, classes: list[str], i
                       image_size=int(image_size), channels=channels, settings={})
     session.add(project)
     session.flush()
+    audit.record(session, actor, "project.create", project_id=project.id, target_kind="project",
+                 target_id=project.id, after={"name": project.name, "task": task, "classes": list(project.classes)})
     return project
 
 

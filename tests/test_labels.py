@@ -61,7 +61,7 @@ def test_uncertain_exclude_and_model_rows(store) -> None:
         add_label(s, img1, reader, kind="exclude")
         add_label(s, img2, None, 2, source="model")   # a proposal never becomes the label
         counts = status_counts(s, project.id)
-        assert counts == {"unlabeled": 1, "labeled": 0, "uncertain": 1, "excluded": 1}
+        assert counts == {"unlabeled": 1, "labeled": 0, "uncertain": 1, "excluded": 1, "review": 0}
         status = project_status(s, project)
         assert (status["labeled"], status["unlabeled"], status["excluded"], status["uncertain"]) == (0, 2, 1, 1)
         assert current_label(s, img0.id) is None

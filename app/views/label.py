@@ -4,10 +4,13 @@ The model's suggestion stays hidden until the reader has answered (or turns it o
 """
 from __future__ import annotations
 
+from datetime import timedelta
+
 import streamlit as st
 from sqlalchemy import select
 
 from app import state
+from app.auth import acting_user, current_user_id
 from app.queries import current_project
 from app.resources import get_store
 from app.text import md
@@ -15,33 +18,48 @@ from app.url_state import show_image, url_image
 from app.views.label_canvas import PaintSetup, paint_canvas, paint_controls
 from app.widgets.image import load_display, window_range
 from app.widgets.image import render as render_pixels
-from db.analysis import next_to_label
+from db.engine import write_session
 from db.images import resolve_path
-from db.labels import LabelError, add_label, add_skip, history, retract_last
-from db.models import Image, Prediction, Project, UncertaintyScore
-from db.projects import get_or_create_annotator
+from db.labels import LabelError, history
+from db.leases import holder, lease_case, next_case, readers_per_case, release, renew
+from db.models import Image, Label, Prediction, Project, UncertaintyScore
+from db.reading import SETTLED, answer, skip, undo
 from db.results import active_checkpoint_id
+from db.roles import PermissionDenied
 
 QUEUE_STATUSES = ("unlabeled", "uncertain")
 
 
+def _act(action, *args, **kwargs):
+    """Run a db.reading action for the logged-in reader in one write transaction; a refusal (lease lost, role)
+    is a toast and the case is let go, never a crash."""
+    try:
+        with write_session(get_store().sessions) as session:
+            project = session.get(Project, state.get(state.PROJECT))
+            return action(session, project, *args, user=acting_user(session), **kwargs), None
+    except (LabelError, PermissionDenied) as error:
+        st.toast(md(error))
+        return None, error
+
+
+def _answer(session, project, image_id, value, kind, comment, user):
+    return answer(session, project, session.get(Image, image_id), user, value, kind=kind, comment=comment)
+
+
 def _save(kind: str, value=None) -> None:
-    """Button callback: append the label and move on (runs before the rerun, so the next case shows)."""
-    store = get_store()
+    """Button callback: append the answer and move on (runs before the rerun, so the next case shows)."""
     image_id = state.get(state.CURRENT_IMAGE)
     comment = st.session_state.get(state.COMMENT) or None
-    with store.sessions.begin() as session:
-        annotator = get_or_create_annotator(session, state.get(state.ANNOTATOR))
-        add_label(session, session.get(Image, image_id), annotator, value, kind=kind, comment=comment)
-    state.put(state.LAST_SAVED, image_id)
+    _, error = _act(_answer, image_id, value, kind, comment)
+    if error is None:
+        state.put(state.LAST_SAVED, image_id)
+        st.session_state[state.COMMENT] = ""
     state.drop(state.CURRENT_IMAGE)
-    st.session_state[state.COMMENT] = ""
 
 
 def _skip() -> None:
-    store = get_store()
-    with store.sessions.begin() as session:
-        add_skip(session, state.get(state.CURRENT_IMAGE), get_or_create_annotator(session, state.get(state.ANNOTATOR)))
+    _act(lambda session, project, image_id, user: skip(session, project, image_id, user),
+         state.get(state.CURRENT_IMAGE))
     state.drop(state.CURRENT_IMAGE)
 
 
@@ -50,35 +68,62 @@ def _undo() -> None:
     if image_id is None:
         st.toast("Nothing to undo in this session")
         return
-    store = get_store()
-    try:
-        with store.sessions.begin() as session:
-            retract_last(session, session.get(Image, image_id), get_or_create_annotator(session, state.get(state.ANNOTATOR)))
-    except LabelError as error:
-        st.toast(md(error))
+    _, error = _act(lambda session, project, image_id, user: undo(session, project, session.get(Image, image_id),
+                                                                    user), image_id)
+    if error is not None:
         return
+    current = state.get(state.CURRENT_IMAGE)
+    if current is not None and current != image_id:
+        with write_session(get_store().sessions) as session:
+            release(session, current, current_user_id())   # back to the undone case: let the next one go
     state.put(state.CURRENT_IMAGE, image_id)
     state.drop(state.LAST_SAVED)
 
 
-def _pick_image(session, project: Project, annotator_id: int, checkpoint_id: int | None) -> Image | None:
+def _pick_image(session, project: Project, user_id: int, checkpoint_id: int | None) -> Image | None:
+    """The case to show: the one open (its lease renewed), a linked or pinned one (leased if it is still in
+    the queue), else the next case of the queue, leased to this reader. Call inside a write transaction."""
     image_id = state.get(state.CURRENT_IMAGE)
     if image_id is None and not state.get(state.URL_READ):  # a link or a reload: open the case it names, once
         image_id = url_image()
     state.put(state.URL_READ, True)
-    image = session.get(Image, image_id) if image_id else None
+    candidates = [image_id] if image_id else []
     pinned = state.get(state.PINNED_QUEUE) or []
-    while (image is None or image.project_id != project.id or image.label_status not in QUEUE_STATUSES) and pinned:
-        image = session.get(Image, pinned.pop(0))
+    image = None
+    while image is None and (candidates or pinned):
+        wanted = candidates.pop(0) if candidates else pinned.pop(0)
         state.put(state.PINNED_QUEUE, pinned)
-    if image is not None and image.project_id == project.id:
-        state.put(state.CURRENT_IMAGE, image.id)
-    if image is None or image.project_id != project.id:
-        image_id = next_to_label(session, project.id, annotator_id, checkpoint_id, state.session_start())
-        image = session.get(Image, image_id) if image_id else None
-        state.put(state.CURRENT_IMAGE, image_id)
+        found = session.get(Image, wanted)
+        if found is None or found.project_id != project.id:
+            continue
+        taken = found.label_status in QUEUE_STATUSES and lease_case(session, project, found.id, user_id) is None
+        if taken and not any(uid == user_id for uid, _ in holder(session, found.id)):
+            st.toast(f"Case {found.id} is being read by someone else; here is the next one.")
+            continue
+        image = found
+    if image is None:
+        lease = next_case(session, project, user_id, checkpoint_id, state.session_start())
+        image = session.get(Image, lease.image_id) if lease else None
+    state.put(state.CURRENT_IMAGE, image.id if image is not None else None)
     show_image(image.id if image is not None else None)
     return image
+
+
+@st.fragment(run_every=timedelta(minutes=2))
+def _keep_lease(project_id: int, image_id: int, user_id: int) -> None:
+    """While the case stays open the lease is renewed, so a slow read is never handed to someone else."""
+    with write_session(get_store().sessions) as session:
+        renew(session, image_id, user_id, session.get(Project, project_id))
+
+
+def _visible_history(session, project: Project, image: Image, user_id: int) -> list:
+    """Blind double reading: until the case is settled a reader sees only their own rows."""
+    entries = history(session, image.id)
+    if readers_per_case(project) == 1 or image.label_status in SETTLED:
+        return entries
+    mine = {row.id for row in session.scalars(select(Label).where(Label.image_id == image.id,
+                                                                  Label.annotator_id == user_id))}
+    return [e for e in entries if e.label_id in mine]
 
 
 def _show_image(store, image: Image, paint: PaintSetup | None = None) -> None:
@@ -160,15 +205,21 @@ def render() -> None:
     project = current_project()
     if project is None:
         return
+    with write_session(store.sessions) as session:
+        project = session.merge(project, load=False)
+        user = acting_user(session)
+        checkpoint_id = active_checkpoint_id(session, project.id)
+        image = _pick_image(session, project, user.id, checkpoint_id)
+        user_id = user.id
     with store.sessions.begin() as session:
         project = session.merge(project, load=False)
-        annotator = get_or_create_annotator(session, state.get(state.ANNOTATOR) or state.default_annotator())
-        checkpoint_id = active_checkpoint_id(session, project.id)
-        image = _pick_image(session, project, annotator.id, checkpoint_id)
+        image = session.get(Image, image.id) if image is not None else None
         st.title(f"Label · {md(project.name)}")
         if image is None:
-            st.success("The queue is empty: every train image has a label. Train a model or import more images.")
+            st.success("Nothing left for you to read: every train case has its label or its readers (others may "
+                       "still hold a few). Train a model, or import more images.")
             return
+        _keep_lease(project.id, image.id, user_id)
         left, right = st.columns([3, 2])
         paint = None
         if project.task == "segmentation":
@@ -185,8 +236,11 @@ def render() -> None:
                 _suggestion(session, project, image, checkpoint_id)
             else:
                 st.caption("The model's suggestion appears after you answer.")
+            if readers_per_case(project) > 1:
+                st.caption(f"Double reading: {readers_per_case(project)} readers answer each case without seeing "
+                           "each other's answers.")
             with st.expander("label history"):
-                for entry in history(session, image.id):
+                for entry in _visible_history(session, project, image, user_id):
                     st.caption(f"{entry.created_at:%Y-%m-%d %H:%M} · {md(entry.annotator or '?')} · {entry.kind} "
                                f"{md(entry.value) if entry.value is not None else ''} ({entry.source})"
                                + (" · undone" if entry.voided else "") + (f" — {md(entry.comment)}" if entry.comment else ""))

@@ -12,10 +12,14 @@ import streamlit as st
 from sqlalchemy import select
 
 from app import state
+from app.auth import acting_user
 from app.resources import get_store
-from db.labels import add_label
-from db.models import Image, Label
-from db.projects import get_or_create_annotator
+from app.text import md
+from db.engine import write_session
+from db.labels import LabelError
+from db.models import Image, Label, Project
+from db.reading import answer
+from db.roles import PermissionDenied
 from engine.data.io import load_mask, save_mask
 
 
@@ -51,18 +55,24 @@ def load_source(source: MaskSource) -> np.ndarray | None:
 
 def save_mask_label(image_id: int, mask: np.ndarray, comment: str) -> None:
     """Write the mask as its own PNG and append a human label pointing at it; the queue moves on."""
+    try:
+        _save_mask(image_id, mask, comment)
+    except (LabelError, PermissionDenied) as error:   # the lease went to someone else, or the role changed
+        st.toast(md(error))
+    state.put(state.LAST_SAVED, image_id)
+    state.drop(state.CURRENT_IMAGE)
+
+
+def _save_mask(image_id: int, mask: np.ndarray, comment: str) -> None:
     store = get_store()
-    with store.sessions.begin() as session:
+    with write_session(store.sessions) as session:
         image = session.get(Image, image_id)
         if mask.ndim != 2 or mask.shape != (image.height, image.width):
             raise ValueError(f"mask of shape {mask.shape} does not match image {image.width}×{image.height}")
         path = save_mask(mask.astype(np.uint8), store.config.masks_dir / f"p{image.project_id}"
                          / f"{image_id}-{uuid.uuid4().hex[:12]}")
-        annotator = get_or_create_annotator(session, state.get(state.ANNOTATOR) or state.default_annotator())
-        add_label(session, image, annotator, None, comment=comment,
-                  mask_path=path.relative_to(store.config.home).as_posix())
-    state.put(state.LAST_SAVED, image_id)
-    state.drop(state.CURRENT_IMAGE)
+        answer(session, session.get(Project, image.project_id), image, acting_user(session), None, comment=comment,
+               mask_path=path.relative_to(store.config.home).as_posix())
 
 
 def accept(image_id: int, proposal_id: int) -> None:

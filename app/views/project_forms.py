@@ -13,10 +13,12 @@ import pandas as pd
 import streamlit as st
 
 from app import state
+from app.auth import acting_user
 from app.resources import get_store
 from app.text import md
 from db.models import Project
 from db.projects import ProjectError, create_project, set_classes
+from db.roles import PermissionDenied
 from engine.data.archive import ArchiveError, safe_extract
 from engine.data.demo import HOW_TO_IMPORT, demo_folder, import_demo
 from engine.data.importer import ImportRequest, ImportUsageError, SourceMissingError, run_import
@@ -25,6 +27,14 @@ from engine.data.roots import ENV as ROOTS_ENV
 from engine.data.roots import configured_roots
 
 TASKS = ["multiclass", "multilabel", "segmentation"]
+
+
+def _me():
+    """The logged-in account (detached): imports carry its name and id."""
+    with get_store().sessions.begin() as session:
+        user = acting_user(session)
+        session.expunge(user)
+    return user
 
 
 def create_form() -> None:
@@ -40,9 +50,10 @@ def create_form() -> None:
             names = [c.strip() for c in classes.split(",") if c.strip()]
             try:
                 with get_store().sessions.begin() as session:
-                    project = create_project(session, name, task, names, image_size=128)
+                    project = create_project(session, name, task, names, image_size=128,
+                                             actor=acting_user(session))
                     state.put(state.PROJECT, project.id)
-            except ProjectError as error:
+            except (ProjectError, PermissionDenied) as error:
                 st.error(f"Not created: {md(error)}")
                 return
             st.toast(f"created project {md(name)}")
@@ -57,8 +68,8 @@ def classes_form(project_id: int, name: str, classes: list[str], task: str) -> N
             try:
                 with get_store().sessions.begin() as session:
                     saved = set_classes(session, session.get(Project, project_id),
-                                        [c.strip() for c in text.split(",") if c.strip()])
-            except ProjectError as error:
+                                        [c.strip() for c in text.split(",") if c.strip()], actor=acting_user(session))
+            except (ProjectError, PermissionDenied) as error:
                 st.error(f"Not changed: {md(error)}")
                 return
             st.toast(f"classes of {md(name)}: {md(', '.join(saved))}")
@@ -109,7 +120,7 @@ def _folder_form(project_name: str, roots: tuple[Path, ...]) -> None:
         unlabeled = st.checkbox("import without labels (unlabeled pool)", key="unl_folder")
         if st.form_submit_button("Import folder") and path.strip():
             _run(ImportRequest(project=project_name, source=Path(path.strip()).expanduser(), unlabeled=unlabeled,
-                               annotator=state.get(state.ANNOTATOR) or state.default_annotator(), roots=roots))
+                               annotator=_me().name, actor_id=_me().id, roots=roots))
 
 
 def import_form(project_name: str) -> None:
@@ -133,7 +144,7 @@ def import_form(project_name: str) -> None:
                     st.error(md(error))
                     return
                 _run(ImportRequest(project=project_name, source=source, unlabeled=unlabeled,
-                                   annotator=state.get(state.ANNOTATOR) or state.default_annotator()))
+                                   annotator=_me().name, actor_id=_me().id))
 
 
 def demo_section() -> None:

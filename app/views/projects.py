@@ -5,12 +5,15 @@ import pandas as pd
 import streamlit as st
 
 from app import state
+from app.auth import acting_user
 from app.palette import class_colour
 from app.resources import get_store
 from app.text import md
 from app.views.project_forms import classes_form, create_form, demo_section, import_form
+from app.views.reading_panels import agreement_panel, reading_settings_form
 from db.images import label_counts
 from db.projects import list_projects
+from db.roles import allowed
 from db.status import project_status
 
 
@@ -28,14 +31,23 @@ def render() -> None:
         projects = list_projects(session)
         current = next((p for p in projects if p.id == state.get(state.PROJECT)), projects[0] if projects else None)
         current_name = current.name if current else None
+        user = acting_user(session)
+        may_import, may_configure = allowed(user, "import"), allowed(user, "project_settings")
     if not projects:
-        st.info("No project yet. Load the demo, or create a project and import your own images.")
-        demo_section()
-    with st.expander("New project", expanded=not projects):
-        create_form()
-    if current_name:
-        with st.expander(f"Import images into {md(current_name)}", expanded=False):
-            import_form(current_name)
+        if may_import:
+            st.info("No project yet. Load the demo, or create a project and import your own images.")
+            demo_section()
+        else:
+            st.info("No project yet: an admin creates projects and imports images.")
+    if may_import:
+        with st.expander("New project", expanded=not projects):
+            create_form()
+        if current_name:
+            with st.expander(f"Import images into {md(current_name)}", expanded=False):
+                import_form(current_name)
+    if current is not None and may_configure:
+        with st.expander(f"Reading settings of {md(current_name)}", expanded=False):
+            reading_settings_form(current.id)
     with store.sessions.begin() as session:
         projects = list_projects(session)
         for project in projects:
@@ -53,7 +65,11 @@ def render() -> None:
                     balance = class_balance(session, project).reset_index()
                     balance["colour"] = [class_colour(i) for i in range(len(balance))]  # as on every page
                     st.bar_chart(balance, x="class", y="labeled images", color="colour", horizontal=True, height=160)
-                if not (status["labeled"] or status["uncertain"] or status["excluded"]):
+                if status["review"]:
+                    st.caption(f"{status['review']} cases wait for a lead on the Review page (readers disagreed)")
+                if status["agreement"]:
+                    agreement_panel(status["agreement"])
+                if may_import and not (status["labeled"] or status["uncertain"] or status["excluded"]):
                     with st.expander("classes (editable until the first label)"):
                         classes_form(project.id, project.name, list(project.classes), project.task)
                 active = status["checkpoints"]["active"]

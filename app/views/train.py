@@ -5,13 +5,12 @@ import pandas as pd
 import streamlit as st
 from sqlalchemy import select
 
-from app import state
+from app.auth import acting_user
 from app.queries import current_project
 from app.resources import get_store
 from app.text import md
 from db.jobs import enqueue, job_dict, request_cancel
 from db.models import Job, Project
-from db.projects import get_or_create_annotator
 from db.readiness import training_readiness
 from db.results import list_checkpoints, set_active
 
@@ -48,8 +47,7 @@ def _enqueue_form(project: Project) -> None:
                 if not readiness.ready:
                     st.error("Not started: " + md("; ".join(readiness.problems)))
                     return
-                creator = get_or_create_annotator(session, state.get(state.ANNOTATOR) or state.default_annotator())
-                job = enqueue(session, "train", params, project_id=project.id, created_by=creator.id)
+                job = enqueue(session, "train", params, project_id=project.id, actor=acting_user(session))
             for warning in readiness.warnings:
                 st.warning(md(warning))
             st.toast(f"queued train job {job.id}")
@@ -57,7 +55,7 @@ def _enqueue_form(project: Project) -> None:
 
 def _cancel(job_id: int) -> None:
     with get_store().sessions.begin() as session:
-        request_cancel(session, job_id)
+        request_cancel(session, job_id, actor=acting_user(session))
 
 
 @st.fragment(run_every=REFRESH_S)
@@ -119,7 +117,7 @@ def _checkpoints(project: Project) -> None:
                         index=int(table.index[table["active"]].tolist()[0]) if table["active"].any() else 0)
     if st.button("Set active") and pick is not None:
         with get_store().sessions.begin() as session:
-            set_active(session, int(pick))
+            set_active(session, int(pick), actor=acting_user(session))
         st.toast(f"checkpoint {pick} is active")
 
 

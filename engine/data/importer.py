@@ -29,6 +29,7 @@ from db.projects import (
 from db.settings import patient_key
 from db.store import Store
 from engine.data.cold_start import META_KEY, refresh_cold_start, thumbnail
+from engine.data.import_audit import ImportRefused, audit_import, check_actor
 from engine.data.import_labels import LabelMapper, no_label_warning, rare_class_warnings
 from engine.data.io import content_hash, save_mask, save_original, to_uint8
 from engine.data.report import Duplicate, ImportReport
@@ -217,7 +218,10 @@ def run_import(store: Store, request: ImportRequest,
         raise ImportUsageError(str(error)) from error
     warnings: list[str] = []
     with store.sessions.begin() as session:
-        _check_actor(session, request)
+        try:
+            check_actor(session, request.actor_id)
+        except ImportRefused as error:
+            raise ImportUsageError(str(error)) from None
         project, created = _resolve_project(session, request, info, warnings)
         touch_project(session, project)
         secret = patient_key_secret(session, store.config.home)
@@ -260,33 +264,8 @@ def run_import(store: Store, request: ImportRequest,
     elif created and not request.classes and info.layout in ("csv", "csv_multilabel", "class_folders"):
         report.warnings += rare_class_warnings(store, project)
     report.warnings += no_label_warning(report, request, project)
-    _audit_import(store, request, report)
+    audit_import(store, request.actor_id, report)
     return report
-
-
-def _check_actor(session, request: ImportRequest) -> None:
-    if request.actor_id is None:
-        return
-    from db.models import Annotator
-    from db.roles import PermissionDenied, require
-
-    try:
-        require(session.get(Annotator, request.actor_id), "import")
-    except PermissionDenied as error:
-        raise ImportUsageError(str(error)) from None
-
-
-def _audit_import(store: Store, request: ImportRequest, report: ImportReport) -> None:
-    """Counts only: source paths and file names can carry patient names, so they stay out of the log."""
-    from db import audit
-    from db.models import Annotator
-
-    with store.sessions.begin() as session:
-        actor = session.get(Annotator, request.actor_id) if request.actor_id is not None else None
-        audit.record(session, actor, "import", project_id=report.project_id, target_kind="project",
-                     target_id=report.project_id,
-                     after={"imported": report.imported, "duplicates": len(report.duplicates),
-                            "rejected": len(report.rejected), "created_project": report.created_project})
 
 
 def _resolve_in_run_duplicates(store: Store, project_id: int, unresolved: list[tuple[Duplicate, str]]) -> None:
