@@ -17,6 +17,7 @@ from app import state
 from app.resources import get_store
 from app.text import md
 from db.leases import release_all
+from db.login_sessions import issue, resolve, revoke
 from db.models import Annotator
 from db.users import AccountError, authenticate, ensure_user, first_admin, login_accounts
 
@@ -25,6 +26,9 @@ LOGIN_AT = "auth.login_at"
 SEEN_AT = "auth.seen_at"
 FAILED = "auth.failed"
 NOTICE = "auth.notice"
+TOKEN = "auth.token"               # this browser's login token (also in the cookie)
+COOKIE_PENDING = "auth.cookie"     # a cookie to write (token) or clear ("") on the next run
+COOKIE = "medssl_session"
 
 
 def idle_limit() -> timedelta:
@@ -57,16 +61,43 @@ def _now() -> datetime:
 
 
 def current_user_id() -> int | None:
-    """The logged-in user's id, or None (expired sessions are logged out here, with a notice)."""
+    """The logged-in user's id, or None. A new browser session (reload, link) is logged in again by its
+    cookie token while the token is valid (db/login_sessions.py decides: idle, absolute age, revoked)."""
     user_id = state.get(USER_ID)
     if user_id is None:
-        return None
+        return _from_cookie()
     now = _now()
     if now - state.get(SEEN_AT, now) > idle_limit() or now - state.get(LOGIN_AT, now) > session_limit():
         logout(notice="Your session expired: log in again.")
         return None
     state.put(SEEN_AT, now)
     return user_id
+
+
+def _from_cookie() -> int | None:
+    token = (st.context.cookies or {}).get(COOKIE)
+    if not token or state.get(COOKIE_PENDING) == "":
+        return None
+    with get_store().sessions.begin() as session:
+        user = resolve(session, token, idle_limit(), session_limit())
+        if user is not None:
+            session.expunge(user)
+    if user is None:
+        return None
+    _log_in(user, token)
+    return user.id
+
+
+def write_cookie() -> None:
+    """Set or clear the login cookie in this browser (a script in the page; the token is URL-safe base64).
+    SameSite=Strict keeps other sites from sending it; Secure when the app is served over HTTPS."""
+    pending = state.get(COOKIE_PENDING)
+    if pending is None:
+        return
+    age = int(session_limit().total_seconds()) if pending else 0
+    st.html(f"<script>document.cookie = '{COOKIE}={pending}; path=/; max-age={age}; SameSite=Strict'"
+            " + (location.protocol === 'https:' ? '; Secure' : '');</script>", unsafe_allow_javascript=True)
+    state.drop(COOKIE_PENDING)
 
 
 def acting_user(session) -> Annotator | None:
@@ -81,7 +112,13 @@ def acting_user(session) -> Annotator | None:
     return user
 
 
-def _log_in(user: Annotator) -> None:
+def _log_in(user: Annotator, token: str | None = None) -> None:
+    """Remember the user in this session; a fresh login gets a new token (and its cookie) here."""
+    if token is None:
+        with get_store().sessions.begin() as session:
+            token = issue(session, session.get(Annotator, user.id))
+        state.put(COOKIE_PENDING, token)
+    state.put(TOKEN, token)
     now = _now()
     state.put(USER_ID, user.id)
     state.put(LOGIN_AT, now)
@@ -95,8 +132,10 @@ def logout(notice: str | None = None) -> None:
     if user_id is not None:
         with get_store().sessions.begin() as session:
             release_all(session, user_id)   # open leases go back to the queue
-    for key in (USER_ID, LOGIN_AT, SEEN_AT, state.CURRENT_IMAGE, state.ANNOTATOR):
+            revoke(session, state.get(TOKEN))
+    for key in (USER_ID, LOGIN_AT, SEEN_AT, TOKEN, state.CURRENT_IMAGE, state.ANNOTATOR):
         state.drop(key)
+    state.put(COOKIE_PENDING, "")
     if notice:
         state.put(NOTICE, notice)
 
@@ -112,7 +151,7 @@ def single_user() -> Annotator:
         user = ensure_user(session, _single_user_name(), role="admin")
         session.expunge(user)
     if state.get(USER_ID) != user.id:
-        _log_in(user)
+        _log_in(user, token="")   # no login, no cookie
     return user
 
 
@@ -169,6 +208,7 @@ CLI_HINT = ("No account exists yet. On the server, create one with\n\n"
 
 def login_page() -> None:
     """Everything a visitor who is not logged in may see: never data."""
+    write_cookie()
     st.title("MedSSL Studio")
     st.caption("Research use only — not for clinical diagnosis.")
     if notice := state.get(NOTICE):
@@ -203,6 +243,7 @@ def require_login() -> Annotator | None:
 
 def account_sidebar(user: Annotator) -> None:
     """Who is logged in, logout, and the password change (not in single-user mode)."""
+    write_cookie()
     if single_user_requested():
         st.sidebar.caption(f"Single-user mode (MEDSSL_AUTH=off): no login; acting as {md(user.name)} (admin).")
         return
@@ -227,8 +268,11 @@ def _change_password(user_id: int, old: str, new: str, again: str) -> None:
     try:
         with get_store().sessions.begin() as session:
             user = session.get(Annotator, user_id)
-            set_password(session, user, user, new, old_password=old)
+            set_password(session, user, user, new, old_password=old)   # logs out every other browser
+            token = issue(session, user)
     except AccountError as error:
         st.error(md(error))
         return
-    st.success("Password changed.")
+    state.put(TOKEN, token)
+    state.put(COOKIE_PENDING, token)
+    st.success("Password changed; other browsers of this account are logged out.")

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from db import audit
 from db.enums import Role
+from db.login_sessions import revoke_all
 from db.models import Annotator, as_utc, utcnow
 from db.roles import require
 from db.upsert import insert_ignore
@@ -131,6 +132,7 @@ def set_password(session: Session, actor: Annotator, user: Annotator, password: 
         require(actor, "users")
     _store_password(user, password)
     session.flush()
+    revoke_all(session, user.id)
     audit.record(session, actor, "user.password", target_kind="user", target_id=user.id)
 
 
@@ -141,6 +143,8 @@ def set_disabled(session: Session, actor: Annotator, user: Annotator, disabled: 
     before = user.disabled
     user.disabled = disabled
     session.flush()
+    if disabled:
+        revoke_all(session, user.id)
     audit.record(session, actor, "user.disable" if disabled else "user.enable", target_kind="user",
                  target_id=user.id, before={"disabled": before}, after={"disabled": disabled})
 

@@ -81,13 +81,14 @@ def _log_in(page, url: str, name: str, password: str | None = None) -> None:
     from playwright.sync_api import expect
 
     page.goto(url)
-    page.get_by_label("user name").fill(name)
-    page.get_by_label("password").fill(password or PASSWORDS[name])
+    page.get_by_label("user name", exact=True).fill(name)
+    page.get_by_label("password", exact=True).fill(password or PASSWORDS[name])
     page.get_by_role("button", name="Log in").click()
     expect(page.get_by_text(f"Logged in as {name}")).to_be_visible()
 
 
 def _nav(page) -> list[str]:
+    page.locator("[data-testid='stSidebarNav'] a").first.wait_for()
     return [t.strip() for t in page.locator("[data-testid='stSidebarNav'] a").all_inner_texts()]
 
 
@@ -96,7 +97,11 @@ def _case_on_label(page, url: str) -> int:
 
     page.goto(f"{url}/label")
     caption = page.locator("[data-testid='stImageCaption']").first
-    expect(caption).to_contain_text("image ")
+    try:
+        expect(caption).to_contain_text("image ")
+    except AssertionError:
+        page.screenshot(path=str(_artifacts() / "accounts-label-failed.png"))
+        raise
     return int(caption.inner_text().split()[1])
 
 
@@ -128,8 +133,8 @@ def test_login_roles_and_different_cases(accounts_server, tmp_path, _isolated_ho
         page.goto(accounts_server)
         expect(page.get_by_role("button", name="Log in")).to_be_visible()
         assert page.get_by_text("chest").count() == 0                 # nothing of the data before login
-        page.get_by_label("user name").fill("ann1")
-        page.get_by_label("password").fill("wrong password")
+        page.get_by_label("user name", exact=True).fill("ann1")
+        page.get_by_label("password", exact=True).fill("wrong password")
         page.get_by_role("button", name="Log in").click()
         expect(page.get_by_text("wrong user name or password")).to_be_visible()
         _log_in(page, accounts_server, "ann1")

@@ -52,8 +52,11 @@ def agreement_panel(agreement: dict[str, Any]) -> None:
     rows = [{"readers": " · ".join(pair["readers"]), "cases": pair["n"], "observed agreement": pair["observed"],
              "Cohen's kappa": _kappa(pair["kappa"]),
              **{f"κ {name}": _kappa(k) for name, k in pair["per_class"].items()}} for pair in agreement["pairs"]]
+    for pair in agreement["pairs"]:
+        st.caption(f"Cohen's kappa {md(' · '.join(pair['readers']))}: {_kappa(pair['kappa'])} over {pair['n']} cases "
+                   f"(observed agreement {pair['observed']:.0%})")
     if rows:
-        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")   # per class: one against the rest
     if agreement.get("fleiss"):
         st.caption(f"Fleiss' kappa over {agreement['fleiss']['n']} cases with three readers: "
                    f"{_kappa(agreement['fleiss']['kappa'])}")

@@ -1,4 +1,4 @@
-"""accounts, case leases, audit log
+"""accounts, login sessions, case leases, audit log
 
 Revision ID: 0002
 Revises: 0001
@@ -70,6 +70,16 @@ def upgrade() -> None:
     op.create_index('ix_audit_event_at', 'audit_event', ['at'], unique=False)
     op.create_index('ix_audit_event_action', 'audit_event', ['action'], unique=False)
     op.create_index('ix_audit_project_id', 'audit_event', ['project_id', 'id'], unique=False)
+    op.create_table('login_session',
+    sa.Column('token_hash', sa.String(length=64), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('last_seen_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('revoked_at', sa.DateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['user_id'], ['annotator.id'], ),
+    sa.PrimaryKeyConstraint('token_hash')
+    )
+    op.create_index('ix_login_session_user_id', 'login_session', ['user_id'], unique=False)
     dialect = op.get_bind().dialect.name
     for statement in SQLITE_TRIGGERS if dialect == 'sqlite' else PG_TRIGGERS if dialect == 'postgresql' else ():
         op.execute(statement)
@@ -81,6 +91,8 @@ def downgrade() -> None:
         op.execute("DROP TRIGGER IF EXISTS audit_event_no_change ON audit_event")
         op.execute("DROP TRIGGER IF EXISTS audit_event_no_truncate ON audit_event")
         op.execute("DROP FUNCTION IF EXISTS medssl_audit_append_only()")
+    op.drop_index('ix_login_session_user_id', table_name='login_session')
+    op.drop_table('login_session')
     op.drop_index('ix_audit_project_id', table_name='audit_event')
     op.drop_index('ix_audit_event_action', table_name='audit_event')
     op.drop_index('ix_audit_event_at', table_name='audit_event')
