@@ -92,13 +92,7 @@ def next_to_label(session: Session, project_id: int, annotator_id: int | None, c
     Usually one query: it walks the (checkpoint, acquisition_rank) index in rank order and stops at the
     first eligible image. Unranked images (imported after the analysis) come next, by id; skipped last.
     """
-    skipped = exists().where(Skip.image_id == Image.id, Skip.annotator_id == annotator_id)
-    if skipped_since is not None:
-        skipped = skipped.where(Skip.created_at >= skipped_since)
-    eligible = [Image.project_id == project_id, Image.split == "train", Image.label_status.in_(QUEUE_STATUSES)]
-    if exclude_ids:
-        eligible.append(Image.id.not_in(exclude_ids))
-    eligible.extend(conditions)
+    skipped, eligible = _queue_filters(project_id, annotator_id, skipped_since, exclude_ids, conditions)
     tiers = [[~skipped], []] if annotator_id is not None else [[]]   # skipped images come last
     for extra in tiers:
         if checkpoint_id is None and (first := _cold_start_first(session, project_id, eligible + extra)):
@@ -108,6 +102,26 @@ def next_to_label(session: Session, project_id: int, annotator_id: int | None, c
             if found is not None:
                 return found
     return None
+
+
+def _queue_filters(project_id: int, annotator_id: int | None, skipped_since: datetime | None,
+                   exclude_ids: tuple[int, ...], conditions: tuple) -> tuple:
+    skipped = exists().where(Skip.image_id == Image.id, Skip.annotator_id == annotator_id)
+    if skipped_since is not None:
+        skipped = skipped.where(Skip.created_at >= skipped_since)
+    eligible = [Image.project_id == project_id, Image.split == "train", Image.label_status.in_(QUEUE_STATUSES)]
+    if exclude_ids:
+        eligible.append(Image.id.not_in(exclude_ids))
+    eligible.extend(conditions)
+    return skipped, eligible
+
+
+def best_ranked_query(project_id: int, annotator_id: int, checkpoint_id: int, skipped_since: datetime | None,
+                      conditions: tuple = ()):
+    """The first query next_to_label tries for a ranked project (not skipped, best rank), as a statement a
+    caller can embed (db/leases.py leases its answer in the same statement)."""
+    skipped, eligible = _queue_filters(project_id, annotator_id, skipped_since, (), conditions)
+    return _queue_queries(checkpoint_id, [*eligible, ~skipped])[0]
 
 
 def _cold_start_first(session: Session, project_id: int, conditions: list) -> int | None:

@@ -53,28 +53,32 @@ def populate(store, n: int, readers_per_case: int, ranked: bool = True) -> int:
 
 
 def _reader(db_url: str, home: str, project_id: int, name: str, max_labels: int, think_s: float, seed: int,
-            start_at: float) -> dict[str, Any]:
-    """One reader process: lease, think, answer, until max_labels or nothing is left."""
+            start_at: float, shared=None) -> dict[str, Any]:
+    """One reader (a process, or a thread of one server process sharing `shared`, the store): lease, think,
+    answer, until max_labels or nothing is left."""
     from db.results import active_checkpoint_id
 
-    store = open_store(StoreConfig.from_env(home=Path(home), db=db_url), migrate=False)
+    store = shared or open_store(StoreConfig.from_env(home=Path(home), db=db_url), migrate=False)
     rng = np.random.default_rng(seed)
-    latencies, errors, served = [], [], []
+    latencies, waits, errors, served = [], [], [], []
     with store.sessions.begin() as session:
         user_id = ensure_user(session, name).id
         checkpoint_id = active_checkpoint_id(session, project_id)
-    time.sleep(max(0.0, start_at - time.time()))   # every reader starts together
+    time.sleep(max(0.0, start_at - time.time()))   # every reader starts together…
+    time.sleep(think_s * float(rng.uniform(0, 1)))   # …but not in the same millisecond (0 think: a burst)
     while len(served) < max_labels:
         try:
             began = time.perf_counter()
             with write_session(store.sessions) as session:
+                locked = time.perf_counter()
                 lease = next_case(session, session.get(Project, project_id), user_id, checkpoint_id)
             latencies.append(time.perf_counter() - began)
+            waits.append(locked - began)
             if lease is None:
                 break
             served.append(lease.image_id)
-            if think_s:
-                time.sleep(think_s)
+            if think_s:   # jittered (0.5-1.5x), so readers do not click in lockstep
+                time.sleep(think_s * float(rng.uniform(0.5, 1.5)))
             with write_session(store.sessions) as session:
                 project = session.get(Project, project_id)
                 user = session.get(Annotator, user_id)
@@ -84,14 +88,28 @@ def _reader(db_url: str, home: str, project_id: int, name: str, max_labels: int,
             errors.append(f"{type(error).__name__}: {error}\n{traceback.format_exc(limit=3)}")
             if len(errors) > 20:
                 break
-    store.dispose()
-    return {"name": name, "latencies": latencies, "errors": errors, "served": served}
+    if shared is None:
+        store.dispose()
+    return {"name": name, "latencies": latencies, "waits": waits, "errors": errors, "served": served}
 
 
 def run_readers(db_url: str, home: Path, project_id: int, readers: int, max_labels: int, think_ms: float = 0.0,
-                prefix: str = "reader") -> list[dict[str, Any]]:
+                prefix: str = "reader", threads: bool = False) -> list[dict[str, Any]]:
+    """`threads`: the app's shape (every browser session is a thread of the one Streamlit server process,
+    sharing its connection pool); else one process per reader (the CLI's shape)."""
+    if threads:
+        from concurrent.futures import ThreadPoolExecutor
+
+        shared = open_store(StoreConfig.from_env(home=home, db=db_url), migrate=False)
+        start_at = time.time() + 1.0
+        with ThreadPoolExecutor(readers) as pool:
+            futures = [pool.submit(_reader, db_url, str(home), project_id, f"{prefix}{i}", max_labels,
+                                   think_ms / 1000, i, start_at, shared) for i in range(readers)]
+            results = [f.result(timeout=1800) for f in futures]
+        shared.dispose()
+        return results
     context = multiprocessing.get_context("spawn")
-    start_at = time.time() + 3.0 + 0.15 * readers   # spawned interpreters need a moment to import
+    start_at = time.time() + 2.0 + 0.6 * readers   # spawned interpreters import on 2 cores before the start
     with context.Pool(readers) as pool:
         jobs = [pool.apply_async(_reader, (db_url, str(home), project_id, f"{prefix}{i}", max_labels,
                                            think_ms / 1000, i, start_at)) for i in range(readers)]
@@ -145,7 +163,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--readers", type=int, default=20)
     parser.add_argument("--readers-per-case", type=int, default=1, choices=[1, 2, 3])
     parser.add_argument("--labels", type=int, default=40, help="answers per reader")
-    parser.add_argument("--think-ms", type=float, default=0.0, help="pause between lease and answer")
+    parser.add_argument("--think-ms", type=float, default=0.0,
+                        help="mean pause between lease and answer (uniform 0.5-1.5x); 0: readers click non-stop")
+    parser.add_argument("--threads", action="store_true",
+                        help="readers as threads of one process (the app server's shape) instead of processes")
     parser.add_argument("--db", help="database URL (default: a fresh SQLite file in a temp folder)")
     parser.add_argument("--out", type=Path, required=True, help="folder for results.json / results.md")
     args = parser.parse_args(argv)
@@ -156,19 +177,26 @@ def main(argv: list[str] | None = None) -> int:
         began = time.perf_counter()
         project_id = populate(store, args.images, args.readers_per_case)
         populate_s = time.perf_counter() - began
+        if db_url.startswith("sqlite"):   # fold the populate's WAL in now, as a running install long has
+            with store.sql_engine.connect() as connection:
+                connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
         baseline = _baseline(store, project_id)
         began = time.perf_counter()
-        results = run_readers(db_url, home, project_id, args.readers, args.labels, args.think_ms)
+        results = run_readers(db_url, home, project_id, args.readers, args.labels, args.think_ms,
+                              threads=args.threads)
         wall = time.perf_counter() - began
         checks = invariants(store, project_id, args.readers_per_case)
         store.dispose()
     latencies = [x for r in results for x in r["latencies"]]
+    waits = [x for r in results for x in r["waits"]]
     errors = [e for r in results for e in r["errors"]]
     backend = "postgresql" if db_url.startswith("postgresql") else "sqlite"
     result = {**bench_header("engine.bench.reader_load", argv), "backend": backend, "images": args.images,
-              "readers": args.readers, "readers_per_case": args.readers_per_case, "think_ms": args.think_ms,
+              "readers": args.readers, "shape": "threads" if args.threads else "processes",
+              "readers_per_case": args.readers_per_case, "think_ms": args.think_ms,
               "next_case_ms": {"p50": _ms(latencies, 50), "p95": _ms(latencies, 95), "p99": _ms(latencies, 99),
                                "n": len(latencies)},
+              "write_lock_wait_ms": {"p50": _ms(waits, 50), "p95": _ms(waits, 95), "p99": _ms(waits, 99)},
               "baseline_pk_lookup_ms": {"p50": _ms(baseline, 50), "p95": _ms(baseline, 95)},
               "answers": sum(len(r["served"]) for r in results), "wall_s": round(wall, 2),
               "populate_s": round(populate_s, 2), "errors": len(errors), "error_samples": errors[:3], **checks}
