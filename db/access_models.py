@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from db.models import Base, utcnow
+from db.base import Base, utcnow
 
 
 class CaseLease(Base):

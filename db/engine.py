@@ -37,11 +37,7 @@ def make_engine(url: str) -> Engine:
                                    json_serializer=json_dumps)
         event.listen(sql_engine, "connect", _configure_sqlite)
         return sql_engine
-    # psycopg prepares a statement on the server after 5 runs and PostgreSQL may then switch to a generic
-    # plan that ignores the LIMIT 1 of the queue walk (p95 of "next case" went from 8 ms to 2 s in
-    # engine.bench.reader_load): plan every statement for its values instead.
-    return create_engine(url, pool_pre_ping=True, json_serializer=json_dumps,
-                         connect_args={"prepare_threshold": None})
+    return create_engine(url, pool_pre_ping=True, json_serializer=json_dumps)
 
 
 def make_session_factory(sql_engine: Engine) -> sessionmaker[Session]:
