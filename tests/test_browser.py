@@ -56,7 +56,18 @@ def app_server(tmp_path, _isolated_home):
     env = {**os.environ, "MEDSSL_HOME": str(_isolated_home), "MEDSSL_USER": ANNOTATOR,
            "MEDSSL_AUTOSTART_WORKER": "1", "MEDSSL_WARM_UMAP": "0",
            "MEDSSL_IMPORT_ROOTS": str(tmp_path)}  # the journey imports a server folder under tmp_path
-    log = open(tmp_path / "streamlit.log", "wb")  # noqa: SIM115 -- closed below
+    server, log = launch_app(env, port, tmp_path / "streamlit.log")
+    yield f"http://localhost:{port}"
+    server.terminate()
+    server.wait(20)
+    subprocess.run(["pkill", "-f", f"MEDSSL_HOME={_isolated_home}"], check=False)
+    _stop_workers(_isolated_home)
+    log.close()
+
+
+def launch_app(env: dict[str, str], port: int, log_path: Path):
+    """`streamlit run app/main.py` from the repo root (its .streamlit/config.toml: loopback), up within 60 s."""
+    log = open(log_path, "wb")  # noqa: SIM115 -- the caller closes it
     server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.port", str(port),
                                "--server.headless", "true"], cwd=REPO_ROOT, env=env, stdout=log,
                               stderr=subprocess.STDOUT, start_new_session=True)
@@ -66,12 +77,7 @@ def app_server(tmp_path, _isolated_home):
             if s.connect_ex(("127.0.0.1", port)) == 0:
                 break
         time.sleep(0.3)
-    yield f"http://localhost:{port}"
-    server.terminate()
-    server.wait(20)
-    subprocess.run(["pkill", "-f", f"MEDSSL_HOME={_isolated_home}"], check=False)
-    _stop_workers(_isolated_home)
-    log.close()
+    return server, log
 
 
 def _stop_workers(home: Path) -> None:

@@ -4,10 +4,6 @@ disagreement reaches the lead's review queue and the lead's decision is final, k
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -20,9 +16,8 @@ from db.projects import require_project
 from db.store import open_store
 from db.users import add_user, first_admin
 from engine.cli import main as cli
-from tests.conftest import REPO_ROOT
 from tests.fixtures_images import gradient, write_png
-from tests.test_browser import CHROMIUM, _artifacts, _free_port, _stop_workers
+from tests.test_browser import CHROMIUM, _artifacts, _free_port, _stop_workers, launch_app
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on this machine (CI installs Debian's)")]
@@ -50,16 +45,7 @@ def accounts_server(tmp_path, _isolated_home, monkeypatch):
     monkeypatch.delenv("MEDSSL_AUTH", raising=False)          # accounts on, as a fresh install has them
     port = _free_port()
     env = {**os.environ, "MEDSSL_HOME": str(_isolated_home), "MEDSSL_AUTOSTART_WORKER": "0"}
-    log = open(tmp_path / "streamlit.log", "wb")  # noqa: SIM115 -- closed below
-    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.port", str(port),
-                               "--server.headless", "true"], cwd=REPO_ROOT, env=env, stdout=log,
-                              stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.3)
+    server, log = launch_app(env, port, tmp_path / "streamlit.log")
     yield f"http://localhost:{port}"
     server.terminate()
     server.wait(20)
