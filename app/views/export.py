@@ -9,6 +9,7 @@ from pathlib import Path
 import streamlit as st
 from sqlalchemy import select
 
+from app.auth import acting_user
 from app.queries import current_project
 from app.resources import get_store
 from app.text import md
@@ -48,7 +49,8 @@ def _model_section(project: Project) -> None:
         return
     if st.button(f"Export checkpoint {checkpoint_id} (TorchScript + model card)"):
         with store.sessions.begin() as session:
-            enqueue(session, "export", {"checkpoint_id": checkpoint_id}, project_id=project.id, dedupe=True)
+            enqueue(session, "export", {"checkpoint_id": checkpoint_id}, project_id=project.id, dedupe=True,
+                    actor=acting_user(session))
         st.toast("export queued; the worker builds it")
     for job in jobs:
         files = (job["metrics"] or {}).get("files") or []
