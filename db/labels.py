@@ -58,8 +58,15 @@ def deciding_label(rows: list[Label]) -> Label | None:
     return None
 
 
-def refresh_current(session: Session, image_id: int) -> Label | None:
-    rows = list(session.scalars(select(Label).where(Label.image_id == image_id).order_by(Label.id)))
+def image_rows(session: Session, image_id: int) -> list[Label]:
+    """An image's label history, oldest first."""
+    return list(session.scalars(select(Label).where(Label.image_id == image_id).order_by(Label.id)))
+
+
+def refresh_current(session: Session, image_id: int, rows: list[Label] | None = None) -> Label | None:
+    """Recompute the image's cached status and current label from its history (`rows`, when the caller has
+    just read them)."""
+    rows = image_rows(session, image_id) if rows is None else rows
     decider = deciding_label(rows)
     status = STATUS_BY_KIND[decider.kind] if decider else LabelStatus.UNLABELED.value
     current_id = decider.id if decider is not None and decider.kind == LabelKind.CLASS.value else None
@@ -108,7 +115,7 @@ def add_label(session: Session, image: Image, annotator: Annotator | None, value
 
 def retract_last(session: Session, image: Image, annotator: Annotator, comment: str | None = None) -> Label:
     """Undo: void this annotator's newest earlier, still-valid row for the image."""
-    rows = list(session.scalars(select(Label).where(Label.image_id == image.id).order_by(Label.id)))
+    rows = image_rows(session, image.id)
     voided = _voided_ids(rows)
     target = next((r for r in reversed(rows) if r.annotator_id == annotator.id and r.id not in voided
                    and r.kind != LabelKind.RETRACT.value and r.source != LabelSource.MODEL.value), None)

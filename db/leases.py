@@ -121,8 +121,8 @@ def next_case(session: Session, project: Project, user_id: int, checkpoint_id: i
     readers = readers_per_case(project)
     # the one-statement path only on SQLite: on PostgreSQL it left multi-second lock waits behind a missed
     # candidate in engine.bench.reader_load (p95 2 s against 8 ms for the general path); not yet understood
-    fast = session.get_bind().dialect.name == "sqlite"
-    if fast and readers == 1 and checkpoint_id is not None and not exclude_ids:
+    on_sqlite = session.get_bind().dialect.name == "sqlite"
+    if on_sqlite and readers == 1 and checkpoint_id is not None and not exclude_ids:
         image_id = _lease_best_ranked(session, project.id, user_id, checkpoint_id, skipped_since, expires, now)
         if image_id is not None:
             return Lease(image_id, expires)
@@ -138,43 +138,38 @@ def next_case(session: Session, project: Project, user_id: int, checkpoint_id: i
     return None
 
 
-_BEST_RANKED: dict[str, Any] = {}     # dialect -> the prebuilt statement (building it cost ~0.5 ms a call)
+_BEST_RANKED: list[Any] = []     # the prebuilt statement (building it cost ~0.5 ms a call)
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
-def _best_ranked_statement(dialect: str):
-    """INSERT … SELECT of the best ranked case, built once per dialect with bound parameters."""
-    if dialect in _BEST_RANKED:
-        return _BEST_RANKED[dialect]
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
+def _best_ranked_statement():
+    """INSERT … SELECT of the best ranked case (SQLite), built once with bound parameters."""
+    if _BEST_RANKED:
+        return _BEST_RANKED[0]
+    from sqlalchemy.dialects.sqlite import insert
+
     moment = DateTime(timezone=True)
     user, project, now = bindparam("user_id", type_=Integer), bindparam("project_id", type_=Integer), \
         bindparam("now", type_=moment)
-    best = best_ranked_query(project, user, bindparam("checkpoint_id", type_=Integer),
-                             bindparam("since", type_=moment), queue_conditions(user, 1, now))
-    if dialect == "postgresql":
-        best = best.with_for_update(of=Image, skip_locked=True)
-    candidate = best.subquery()
+    candidate = best_ranked_query(project, user, bindparam("checkpoint_id", type_=Integer),
+                                  bindparam("since", type_=moment), queue_conditions(user, 1, now)).subquery()
     rows = select(candidate.c.id, literal(0), project, user, bindparam("expires", type_=moment),
                   now).where(true())   # WHERE: SQLite's parser needs it before ON CONFLICT
     table = CaseLease.__table__
     statement = (insert(table).from_select(["image_id", "slot", "project_id", "user_id", "expires_at", "leased_at"],
                                            rows).on_conflict_do_nothing().returning(table.c.image_id))
-    return _BEST_RANKED.setdefault(dialect, statement)
+    _BEST_RANKED.append(statement)
+    return statement
 
 
 def _lease_best_ranked(session: Session, project_id: int, user_id: int, checkpoint_id: int,
                        skipped_since: datetime | None, expires: datetime, now: datetime) -> int | None:
-    """Single reading, ranked queue: find and lease the best case in one INSERT … SELECT … ON CONFLICT DO
-    NOTHING (on PostgreSQL the candidate row is taken FOR UPDATE SKIP LOCKED). One round trip instead of a
-    query and a claim; None when the best case has an expired lease (its slot row exists) or none is left,
-    and the general path decides."""
+    """Single reading, ranked queue, SQLite: find and lease the best case in one INSERT … SELECT … ON CONFLICT
+    DO NOTHING, instead of a query and a claim; None when the best case has an expired lease (its slot row
+    exists) or none is left, and the general path decides."""
     params = {"user_id": user_id, "project_id": project_id, "checkpoint_id": checkpoint_id,
               "since": skipped_since or EPOCH, "now": now, "expires": expires}
-    return session.execute(_best_ranked_statement(session.get_bind().dialect.name), params).scalar()
+    return session.execute(_best_ranked_statement(), params).scalar()
 
 
 def lease_case(session: Session, project: Project, image_id: int, user_id: int,

@@ -9,7 +9,7 @@ answer (the Label page shows other readers' rows only once the case is settled).
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from db import audit
 from db.enums import LabelKind, LabelSource, LabelStatus
-from db.labels import LabelError, _voided_ids, add_label, add_skip, refresh_current, retract_last
+from db.labels import LabelError, _voided_ids, add_label, add_skip, image_rows, refresh_current, retract_last
 from db.leases import claim, holder, lease_length, readers_per_case, release
 from db.models import Annotator, CaseLease, Image, Label, Project, utcnow
 from db.project_settings import effective
@@ -98,16 +98,19 @@ def _mark_read(session: Session, image_id: int, user_id: int) -> None:
                     .values(expires_at=None).execution_options(synchronize_session=False))
 
 
-def reads_of(rows: list[Label], names: dict[int, str] | None = None) -> list[Read]:
-    """Each reader's newest valid read of one case (rows ordered by id)."""
+def reads_of(rows: list[Label]) -> list[Read]:
+    """Each reader's newest valid read of one case (rows ordered by id); `reader` is the id until named."""
     voided = _voided_ids(rows)
     newest: dict[int, Label] = {}
     for row in rows:
         if row.source == LabelSource.READ.value and row.id not in voided and row.annotator_id is not None:
             newest[row.annotator_id] = row
-    names = names or {}
-    return [Read(r.image_id, uid, names.get(uid, str(uid)), r.kind, r.value, r.comment)
-            for uid, r in newest.items()]
+    return [Read(r.image_id, uid, str(uid), r.kind, r.value, r.comment) for uid, r in newest.items()]
+
+
+def _named(session: Session, reads: list[Read]) -> list[Read]:
+    names = _names(session, sorted({r.reader_id for r in reads}))
+    return [replace(r, reader=names.get(r.reader_id, "?")) for r in reads]
 
 
 def _winner(reads: list[Read], rule: str) -> tuple | None:
@@ -122,8 +125,8 @@ def _winner(reads: list[Read], rule: str) -> tuple | None:
 
 def settle(session: Session, project: Project, image_id: int) -> str:
     """After a read: decide the case once it has all its readers. Returns the image's new status."""
-    rows = list(session.scalars(select(Label).where(Label.image_id == image_id).order_by(Label.id)))
-    decider = refresh_current(session, image_id)
+    rows = image_rows(session, image_id)
+    decider = refresh_current(session, image_id, rows)
     if decider is not None:
         return session.scalar(select(Image.label_status).where(Image.id == image_id))
     reads = reads_of(rows)
@@ -229,10 +232,8 @@ def _current_value(session: Session, image_id: int) -> dict[str, Any] | None:
 
 
 def case_reads(session: Session, image_id: int) -> list[Read]:
-    rows = list(session.scalars(select(Label).where(Label.image_id == image_id).order_by(Label.id)))
-    reads = reads_of(rows)
-    names = _names(session, [r.reader_id for r in reads])
-    return [Read(r.image_id, r.reader_id, names.get(r.reader_id, "?"), r.kind, r.value, r.comment) for r in reads]
+    rows = image_rows(session, image_id)
+    return _named(session, reads_of(rows))
 
 
 def review_queue(session: Session, project_id: int, limit: int = 200) -> list[int]:
@@ -251,6 +252,4 @@ def project_reads(session: Session, project_id: int) -> list[Read]:
     by_image: dict[int, list[Label]] = {}
     for row in rows:
         by_image.setdefault(row.image_id, []).append(row)
-    reads = [r for image_rows in by_image.values() for r in reads_of(image_rows)]
-    names = _names(session, sorted({r.reader_id for r in reads}))
-    return [Read(r.image_id, r.reader_id, names.get(r.reader_id, "?"), r.kind, r.value, r.comment) for r in reads]
+    return _named(session, [r for history in by_image.values() for r in reads_of(history)])

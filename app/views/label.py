@@ -22,7 +22,7 @@ from db.engine import write_session
 from db.images import resolve_path
 from db.labels import LabelError, history
 from db.leases import holder, lease_case, next_case, readers_per_case, release, renew
-from db.models import Image, Label, Prediction, Project, UncertaintyScore
+from db.models import Image, Prediction, Project, UncertaintyScore
 from db.reading import SETTLED, answer, skip, undo
 from db.results import active_checkpoint_id
 from db.roles import PermissionDenied
@@ -116,14 +116,12 @@ def _keep_lease(project_id: int, image_id: int, user_id: int) -> None:
         renew(session, image_id, user_id, session.get(Project, project_id))
 
 
-def _visible_history(session, project: Project, image: Image, user_id: int) -> list:
-    """Blind double reading: until the case is settled a reader sees only their own rows."""
+def _visible_history(session, project: Project, image: Image, user_name: str) -> list:
+    """Blind double reading: until the case is settled a reader sees only their own rows (names are unique)."""
     entries = history(session, image.id)
     if readers_per_case(project) == 1 or image.label_status in SETTLED:
         return entries
-    mine = {row.id for row in session.scalars(select(Label).where(Label.image_id == image.id,
-                                                                  Label.annotator_id == user_id))}
-    return [e for e in entries if e.label_id in mine]
+    return [e for e in entries if e.annotator == user_name]
 
 
 def _show_image(store, image: Image, paint: PaintSetup | None = None) -> None:
@@ -210,7 +208,7 @@ def render() -> None:
         user = acting_user(session)
         checkpoint_id = active_checkpoint_id(session, project.id)
         image = _pick_image(session, project, user.id, checkpoint_id)
-        user_id = user.id
+        user_id, user_name = user.id, user.name
     with store.sessions.begin() as session:
         project = session.merge(project, load=False)
         image = session.get(Image, image.id) if image is not None else None
@@ -240,7 +238,7 @@ def render() -> None:
                 st.caption(f"Double reading: {readers_per_case(project)} readers answer each case without seeing "
                            "each other's answers.")
             with st.expander("label history"):
-                for entry in _visible_history(session, project, image, user_id):
+                for entry in _visible_history(session, project, image, user_name):
                     st.caption(f"{entry.created_at:%Y-%m-%d %H:%M} · {md(entry.annotator or '?')} · {entry.kind} "
                                f"{md(entry.value) if entry.value is not None else ''} ({entry.source})"
                                + (" · undone" if entry.voided else "") + (f" — {md(entry.comment)}" if entry.comment else ""))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from db import audit
@@ -82,11 +84,16 @@ def parse_value(project, text: str | None, kind: str):
     return indices[0]
 
 
-def cmd_next(args: argparse.Namespace) -> int:
-    store = store_from_args(args)
-    with write_session(store.sessions) as session:
+@contextmanager
+def reading(args: argparse.Namespace) -> Iterator[tuple]:
+    """One write transaction acting for --user, who must be allowed to label in --project."""
+    with write_session(store_from_args(args).sessions) as session:
         project = project_or_usage_error(session, args.project)
-        user = acting_user(session, args, "label", project)
+        yield session, project, acting_user(session, args, "label", project)
+
+
+def cmd_next(args: argparse.Namespace) -> int:
+    with reading(args) as (session, project, user):
         lease = next_case(session, project, user.id, active_checkpoint_id(session, project.id))
     if lease is None:
         print(json.dumps({"image_id": None, "lease_expires": None}) if args.json else "nothing left to read")
@@ -99,10 +106,7 @@ def cmd_next(args: argparse.Namespace) -> int:
 
 
 def cmd_release(args: argparse.Namespace) -> int:
-    store = store_from_args(args)
-    with write_session(store.sessions) as session:
-        project = project_or_usage_error(session, args.project)
-        user = acting_user(session, args, "label", project)
+    with reading(args) as (session, project, user):
         release(session, args.image, user.id)
         audit.record(session, user, "lease.release", project_id=project.id, target_kind="image", target_id=args.image)
     print(f"image {args.image} released")
@@ -110,10 +114,7 @@ def cmd_release(args: argparse.Namespace) -> int:
 
 
 def cmd_label(args: argparse.Namespace) -> int:
-    store = store_from_args(args)
-    with write_session(store.sessions) as session:
-        project = project_or_usage_error(session, args.project)
-        user = acting_user(session, args, "label", project)
+    with reading(args) as (session, project, user):
         image = session.get(Image, args.image)
         if image is None or image.project_id != project.id:
             raise UsageError(f"no image {args.image} in project {project.name!r}")
