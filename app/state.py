@@ -1,8 +1,6 @@
 """The only module that names st.session_state keys; values are ids and plain data, never ORM objects."""
 from __future__ import annotations
 
-import getpass
-import os
 from datetime import datetime, timezone
 
 import streamlit as st
@@ -27,10 +25,9 @@ def start_key(image_id: int) -> str:
 
 
 def default_annotator() -> str:
-    try:
-        return os.environ.get("MEDSSL_USER") or getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
+    from db.users import local_user_name
+
+    return local_user_name()
 
 
 def session_start() -> datetime:

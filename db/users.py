@@ -5,6 +5,7 @@ An account without a password hash exists for the CLI only and cannot log into t
 """
 from __future__ import annotations
 
+import getpass
 import os
 import unicodedata
 from datetime import datetime, timedelta
@@ -29,6 +30,14 @@ _DUMMY_HASH = _HASHER.hash("not a password of anyone")  # unknown names cost the
 
 class AccountError(ValueError):
     """A user-facing refusal about accounts (unknown user, weak password, locked, disabled...)."""
+
+
+def local_user_name() -> str:
+    """Who sits at this machine: $MEDSSL_USER, else the OS user (the CLI's default --user, single-user mode)."""
+    try:
+        return os.environ.get("MEDSSL_USER") or getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
 
 
 def lock_minutes() -> int:

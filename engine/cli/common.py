@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import getpass
 import os
 import sys
 from pathlib import Path
@@ -17,10 +16,9 @@ class UsageError(Exception):
 
 
 def default_annotator() -> str:
-    try:
-        return os.environ.get("MEDSSL_USER") or getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
+    from db.users import local_user_name
+
+    return local_user_name()
 
 
 def common_parser() -> argparse.ArgumentParser:
