@@ -254,3 +254,4 @@ class Setting(Base):
 # Accounts' companions (reader slots, login sessions, the audit log) live in db/access_models.py; imported here
 # so Base.metadata always holds every table and `from db.models import CaseLease` keeps working.
 from db.access_models import AuditEvent, CaseLease, LoginSession  # noqa: F401
+from db.pacs_models import DicomSource  # noqa: F401

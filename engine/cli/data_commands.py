@@ -12,7 +12,7 @@ from tqdm import tqdm
 from db import audit
 from db.enums import Split, Task
 from db.exports import LABEL_FIELDS, label_records, prediction_records, to_csv, to_json
-from db.projects import require_project
+from db.projects import get_project, require_project
 from db.results import active_checkpoint_id
 from db.status import project_status
 from engine.cli import ranges
@@ -26,6 +26,7 @@ from engine.cli.common import (
 )
 from engine.data.demo import DEMO_PROJECT, HOW_TO_IMPORT, demo_folder, import_demo, shared_data_dir
 from engine.data.importer import ImportRequest, ImportUsageError, SourceMissingError, run_import
+from engine.pacs.connection import PacsError
 
 
 def register(subparsers, parents) -> None:
@@ -40,7 +41,16 @@ def register(subparsers, parents) -> None:
     p.add_argument("--project", required=True, help="project name (created when it does not exist)")
     p.add_argument("--task", choices=[t.value for t in Task], help="task, required to create a project")
     p.add_argument("--classes", help="comma-separated class names (mask classes for segmentation)")
-    p.add_argument("--source", required=True, type=Path, help="file or folder to import")
+    p.add_argument("--source", type=Path, help="file or folder to import")
+    p.add_argument("--dicomweb", metavar="URL", nargs="?", const="",
+                   help="import from a DICOMweb server (PACS) instead of --source; without URL: the project's "
+                        "saved PACS connection")
+    p.add_argument("--study", action="append", metavar="UID", help="with --dicomweb: a Study Instance UID "
+                   "(repeatable; default: every study matching --query)")
+    p.add_argument("--query", help="with --dicomweb: QIDO filters, e.g. 'Modality=CR&StudyDate=20240101-20241231'")
+    p.add_argument("--limit", type=ranges.PACS_LIMIT, help="with --dicomweb: at most N instances")
+    p.add_argument("--auth-file", type=Path, help="with --dicomweb: a file holding 'user:password' or "
+                   "'Bearer TOKEN' (default: the project's saved connection)")
     p.add_argument("--split", choices=[s.value for s in Split], help="default: npz stem if train/val/test")
     p.add_argument("--labels", type=Path, help="CSV: filename,label or filename,<one column per class>")
     p.add_argument("--unlabeled", action="store_true", help="import images without their labels")
@@ -87,6 +97,10 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    if (args.source is None) == (args.dicomweb is None):
+        raise UsageError("give --source PATH or --dicomweb URL (one of them)")
+    if args.source is not None and (args.study or args.query or args.limit or args.auth_file):
+        raise UsageError("--study, --query, --limit and --auth-file go with --dicomweb")
     classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
     request = ImportRequest(project=args.project, source=args.source, task=args.task, classes=classes,
                             split=args.split, labels_csv=args.labels, unlabeled=args.unlabeled,
@@ -102,7 +116,11 @@ def cmd_import(args: argparse.Namespace) -> int:
         bar.update(done - bar.n)
 
     try:
-        report = run_import(store, request, on_progress=progress)
+        report = run_import(store, request, on_progress=progress) if args.source is not None \
+            else _pacs_import(store, request, args, progress)
+    except PacsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     except ImportUsageError as error:
         raise UsageError(str(error)) from error
     except SourceMissingError as error:
@@ -112,6 +130,15 @@ def cmd_import(args: argparse.Namespace) -> int:
         bar.close()
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.summary())
     return report.exit_code
+
+
+def _pacs_import(store, request: ImportRequest, args: argparse.Namespace, progress):
+    from engine.pacs.connection import connection_for
+    from engine.pacs.pacs_import import PacsRequest, run_pacs_import
+
+    with store.sessions.begin() as session:
+        connection = connection_for(args.dicomweb or None, get_project(session, args.project), args.auth_file)
+    return run_pacs_import(store, request, PacsRequest(connection, args.study, args.query, args.limit), progress)
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -42,3 +42,4 @@ SEED = int_range(0, 2**31 - 1)
 BUDGET_MINUTES = float_range(0.0, 7 * 24 * 60.0)  # up to a week
 NPROC = int_range(1, 64)
 ID = int_range(1, 2**63 - 1)
+PACS_LIMIT = int_range(1, 10_000_000)  # instances per DICOMweb import

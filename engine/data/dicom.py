@@ -69,6 +69,13 @@ def read_dicom(path: Path, strict: bool) -> list[DecodedImage]:
             ds = pydicom.dcmread(path, force=True)
         except Exception as exc:
             raise ImageReadError("corrupt DICOM" if strict else "not an image (unrecognised content)") from exc
+    return decode_dataset(ds, strict)
+
+
+def decode_dataset(ds, strict: bool = True) -> list[DecodedImage]:
+    """Every frame of a parsed dataset (a file's, or one fetched over DICOMweb) as de-identified images."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         if not strict and "SOPClassUID" not in ds and "Rows" not in ds and not any(t in ds for t in _PIXEL_TAGS):
             raise ImageReadError("not an image (unrecognised content)")
         if not any(t in ds for t in _PIXEL_TAGS):

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from db.dicom_sources import insert_sources
 from db.enums import LabelSource, Task
 from db.images import existing_hashes, insert_images, insert_import_labels, set_stored_paths
 from db.models import Project
@@ -34,6 +35,7 @@ from engine.data.import_labels import LabelMapper, no_label_warning, rare_class_
 from engine.data.io import content_hash, save_mask, save_original, to_uint8
 from engine.data.report import Duplicate, ImportReport
 from engine.data.roots import OutsideRootsError, check_inside
+from engine.data.source_types import SourceInfo
 from engine.data.sources import Rejected, SourceError, SourceItem, inspect_source, iter_source
 
 log = logging.getLogger(__name__)
@@ -53,7 +55,7 @@ class SourceMissingError(FileNotFoundError):
 @dataclass(frozen=True)
 class ImportRequest:
     project: str
-    source: Path
+    source: Path | None  # None: the items come from elsewhere (a DICOMweb server, engine/pacs)
     task: str | None = None
     classes: list[str] | None = None
     split: str | None = None
@@ -68,7 +70,7 @@ class ImportRequest:
 
 def _max_label(source: Path) -> int | None:
     """For class_0..K-1 naming when nothing names the classes: peek at an npz's labels."""
-    if source.suffix == ".npz":
+    if source is not None and source.suffix == ".npz":
         with np.load(source, allow_pickle=False) as bundle:
             if "labels" in bundle.files and bundle["labels"].size:
                 return int(bundle["labels"].max())
@@ -162,6 +164,8 @@ class _BatchWriter:
                                        "value": None if mask_path else p.value, "mask_path": mask_path,
                                        "source": LabelSource.IMPORT.value})
             insert_import_labels(session, label_rows)
+            insert_sources(session, [dict(p.item.dicom_ref, image_id=i, project_id=self.project.id)
+                                     for i, p in zip(ids, batch) if p.item.dicom_ref])
         self.report.imported += len(batch)
         self.report.labels += len(label_rows)
 
@@ -216,6 +220,13 @@ def run_import(store: Store, request: ImportRequest,
         info = inspect_source(source, request.labels_csv)
     except SourceError as error:
         raise ImportUsageError(str(error)) from error
+    return ingest(store, request, info, iter_source(source, request.labels_csv), on_progress)
+
+
+def ingest(store: Store, request: ImportRequest, info: SourceInfo, items: Iterable[SourceItem | Rejected],
+           on_progress: Callable[[int, int | None], None] | None = None) -> ImportReport:
+    """Dedupe, store and report a stream of decoded items (a walked folder or a PACS query); batches commit as
+    they fill, so an interrupted stream keeps what was stored and a re-run skips it."""
     warnings: list[str] = []
     with store.sessions.begin() as session:
         try:
@@ -233,7 +244,7 @@ def run_import(store: Store, request: ImportRequest,
     writer = _BatchWriter(store, project, request, report)
     seen = 0
     unresolved: list[tuple[Duplicate, str]] = []
-    for item in iter_source(source, request.labels_csv):
+    for item in items:
         seen += 1
         if on_progress:
             on_progress(seen, info.total)

@@ -25,10 +25,13 @@ class ImportReport:
     rejected: list[Rejected] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # files that are not images (notes.txt, README.md)
+    incomplete: bool = False  # the source stopped early (a PACS timeout): re-run to fetch the rest
 
     @property
     def exit_code(self) -> int:
-        """0 when the import ran; 1 when not one item could be read."""
+        """0 when the import ran; 1 when not one item could be read or the source stopped early."""
+        if self.incomplete:
+            return 1
         return 1 if self.imported == 0 and not self.duplicates and self.rejected else 0
 
     def to_dict(self) -> dict[str, Any]:

@@ -29,6 +29,7 @@ class SourceItem:
     mask: np.ndarray | None = None
     group: str | None = None
     path: Path | None = None
+    dicom_ref: dict | None = None  # PACS imports: study/series/SOP UIDs and frame (db.dicom_sources)
 
 
 @dataclass
