@@ -66,9 +66,17 @@ def register(subparsers, parents) -> None:
 
     p = subparsers.add_parser("export", parents=parents, help="export current labels as CSV or JSON")
     p.add_argument("--project", required=True)
-    p.add_argument("--what", choices=["labels", "predictions", "model"], default="labels",
-                   help="labels (CSV/JSON), predictions of the active checkpoint, or the model (TorchScript + card)")
-    p.add_argument("--out", required=True, type=Path, help="FILE.csv / FILE.json, or a folder for --what model")
+    p.add_argument("--what", choices=["labels", "predictions", "model", "dicom-seg", "dicom-sr"], default="labels",
+                   help="labels (CSV/JSON), predictions of the active checkpoint, the model (TorchScript + card), "
+                        "or back to the PACS: masks as DICOM SEG, class labels as DICOM SR (TID 1500)")
+    p.add_argument("--out", type=Path, help="FILE.csv / FILE.json, or a folder for --what model / dicom-*")
+    p.add_argument("--to-dicomweb", metavar="URL", nargs="?", const="",
+                   help="dicom-*: store the objects on this DICOMweb server (no URL: the saved PACS connection)")
+    p.add_argument("--dicomweb", metavar="URL", help="dicom-*: where the source instances are fetched from "
+                   "(default: the saved PACS connection, else --to-dicomweb)")
+    p.add_argument("--auth-file", type=Path, help="dicom-*: 'user:password' or 'Bearer TOKEN' for the server")
+    p.add_argument("--include-model", action="store_true",
+                   help="dicom-*: also the active model's output for unlabeled images, marked as a model proposal")
     p.set_defaults(handler=cmd_export)
 
 
@@ -163,6 +171,13 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    dicom = args.what.startswith("dicom-")
+    if dicom and args.out is None and args.to_dicomweb is None:
+        raise UsageError(f"--what {args.what} needs --to-dicomweb URL and/or --out DIR")
+    if not dicom and (args.out is None or args.to_dicomweb is not None or args.include_model):
+        raise UsageError("--out FILE is required; --to-dicomweb and --include-model go with --what dicom-seg|dicom-sr")
+    if dicom:
+        return _export_dicom(args)
     store = store_from_args(args, read=True)
     read_only = is_read_only(store)
     with store.sessions.begin() as session:
@@ -190,6 +205,37 @@ def cmd_export(args: argparse.Namespace) -> int:
     as_json = args.out.suffix.lower() == ".json"
     args.out.write_text(to_json(rows) if as_json else to_csv(rows, fields))
     print(f"wrote {len(rows)} {args.what} to {args.out}")
+    return 0
+
+
+def _export_dicom(args: argparse.Namespace) -> int:
+    from engine.pacs.connection import connection_for
+    from engine.pacs.writeback import WritebackRequest, run_writeback
+
+    store = store_from_args(args)
+    with store.sessions.begin() as session:
+        project = project_or_usage_error(session, args.project)
+        actor = acting_user(session, args, "export", project)
+        try:
+            target = connection_for(args.to_dicomweb or None, project, args.auth_file) \
+                if args.to_dicomweb is not None else None
+            source = connection_for(args.dicomweb or (target.url if target and not args.dicomweb
+                                                      and not (project.settings or {}).get("pacs_url") else None),
+                                    project, args.auth_file)
+        except PacsError as error:
+            raise UsageError(str(error)) from None
+    try:
+        result = run_writeback(store, WritebackRequest(args.project, args.what, source, target, args.out,
+                                                       args.include_model), actor)
+    except PacsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    kind = "SEG" if args.what == "dicom-seg" else "SR"
+    print(f"built {result.objects} DICOM {kind} objects for {result.images} images"
+          + (f"; stored {result.stored} on {target.shown_url}" if target else "")
+          + (f"; wrote {len(result.files)} files to {args.out}" if result.files else ""))
+    for line in result.skipped[:20]:
+        print(f"  skipped {line}")
     return 0
 
 
