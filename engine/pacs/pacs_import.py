@@ -4,7 +4,9 @@ dedupe, batched commits). Instances already imported are not fetched again."""
 from __future__ import annotations
 
 import dataclasses
+import queue
 import threading
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -21,7 +23,8 @@ from engine.pacs.errors import explain, http_status
 from engine.pacs.query import InstanceRef, find_instances, is_image
 
 FETCH_THREADS = 4
-WINDOW = 32  # instances in flight or waiting to be stored: bounds memory
+WINDOW = 64       # decoded frames waiting to be stored: bounds memory
+SERIES_SHARE = 0.5  # fetch a whole series in one request when at least this share of it is wanted
 ANY_SYNTAX = (("application/dicom", "*"),)  # as stored: our decoders handle the compressed syntaxes
 
 
@@ -33,9 +36,43 @@ class PacsRequest:
     limit: int | None = None
 
 
+@dataclasses.dataclass(frozen=True)
+class _Unit:
+    """One request's worth of work: a whole series (one multipart response, ~10x faster per instance than one
+    request each on a local Orthanc) or a single instance."""
+
+    refs: tuple[InstanceRef, ...]
+    whole_series: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class _Failure:
+    unit: _Unit
+    error: BaseException
+
+
+_DONE = object()
+
+
+def plan_units(wanted: list[InstanceRef], found: list[InstanceRef]) -> list[_Unit]:
+    sizes: dict[str, int] = defaultdict(int)
+    for ref in found:
+        sizes[ref.series] += 1
+    by_series: dict[str, list[InstanceRef]] = defaultdict(list)
+    for ref in wanted:
+        by_series[ref.series].append(ref)
+    units = []
+    for series, refs in by_series.items():
+        if len(refs) > 1 and len(refs) >= SERIES_SHARE * sizes[series]:
+            units.append(_Unit(tuple(refs), True))
+        else:
+            units += [_Unit((ref,), False) for ref in refs]
+    return units
+
+
 class _Fetcher:
-    """Yields SourceItems per frame; a timeout or lost connection stops the stream and is remembered, so what
-    was fetched before stays imported and the message tells the user to re-run."""
+    """Yields SourceItems per frame while a thread pool fetches and decodes; a timeout or lost connection stops
+    the stream and is remembered, so what was fetched before stays imported and the message says re-run."""
 
     def __init__(self, connection: PacsConnection):
         self.connection = connection
@@ -43,34 +80,67 @@ class _Fetcher:
         self.interrupted: str | None = None
 
     def _client(self):
-        if not hasattr(self.local, "dw"):
+        if not hasattr(self.local, "dw"):   # one client per thread: a requests session is not thread-safe
             self.local.dw = client(self.connection)
         return self.local.dw
 
-    def _fetch(self, ref: InstanceRef):
+    def _datasets(self, unit: _Unit) -> Iterator:
+        first = unit.refs[0]
+        if not unit.whole_series:
+            yield self._client().retrieve_instance(first.study, first.series, first.sop, media_types=ANY_SYNTAX)
+            return
+        yield from self._client().iter_series(first.study, first.series, media_types=ANY_SYNTAX)
+
+    def _run(self, unit: _Unit) -> Iterator[SourceItem | Rejected]:
+        wanted = {ref.sop: ref for ref in unit.refs}
+        for ds in self._datasets(unit):
+            ref = wanted.get(str(ds.get("SOPInstanceUID", "")))
+            if ref is not None:
+                yield from _frames(ref, ds)
+
+    def items(self, units: list[_Unit]) -> Iterator[SourceItem | Rejected]:
         import requests
 
-        try:
-            return self._client().retrieve_instance(ref.study, ref.series, ref.sop, media_types=ANY_SYNTAX)
-        except requests.exceptions.HTTPError as exc:
-            return exc
-        except requests.exceptions.RequestException as exc:
-            return exc
+        out: queue.Queue = queue.Queue(maxsize=WINDOW)
+        stop = threading.Event()
 
-    def items(self, refs: list[InstanceRef]) -> Iterator[SourceItem | Rejected]:
-        import requests
+        def put(item) -> bool:
+            while not stop.is_set():
+                try:
+                    out.put(item, timeout=0.2)
+                    return True
+                except queue.Full:
+                    continue
+            return False
 
-        with ThreadPoolExecutor(FETCH_THREADS) as pool:
-            for start in range(0, len(refs), WINDOW):
-                chunk = refs[start:start + WINDOW]
-                for ref, result in zip(chunk, pool.map(self._fetch, chunk)):
-                    if isinstance(result, requests.exceptions.HTTPError) and http_status(result) in (404, 406, 410):
-                        yield Rejected(f"instance {ref.sop}", explain(result, "fetch", self.connection.shown_url))
-                        continue
-                    if isinstance(result, BaseException):
-                        self.interrupted = explain(result, f"fetching instance {ref.sop}", self.connection.shown_url)
+        def work(unit: _Unit) -> None:
+            try:
+                for item in self._run(unit):
+                    if not put(item):
                         return
-                    yield from _frames(ref, result)
+            except requests.exceptions.RequestException as exc:
+                put(_Failure(unit, exc))
+
+        def run_all() -> None:
+            with ThreadPoolExecutor(FETCH_THREADS) as pool:
+                list(pool.map(work, units))
+            put(_DONE)
+
+        threading.Thread(target=run_all, name="pacs-fetch", daemon=True).start()
+        try:
+            while (item := out.get()) is not _DONE:
+                if isinstance(item, _Failure):
+                    where = f"series {item.unit.refs[0].series}" if item.unit.whole_series \
+                        else f"instance {item.unit.refs[0].sop}"
+                    if isinstance(item.error, requests.exceptions.HTTPError) and \
+                            http_status(item.error) in (404, 406, 410):
+                        yield Rejected(where, explain(item.error, "fetch", self.connection.shown_url))
+                        continue
+                    self.interrupted = explain(item.error, f"fetching {where}", self.connection.shown_url)
+                    return
+                yield item
+        finally:
+            stop.set()
 
 
 def _frames(ref: InstanceRef, ds) -> Iterator[SourceItem | Rejected]:
@@ -109,7 +179,7 @@ def run_pacs_import(store: Store, request: ImportRequest, pacs: PacsRequest,
                       layout="dicomweb")
     fetcher = _Fetcher(pacs.connection)
     report = ingest(store, dataclasses.replace(request, source=None, unlabeled=True), info,
-                    fetcher.items(wanted), on_progress)
+                    fetcher.items(plan_units(wanted, images)), on_progress)
     if len(images) < len(refs):
         report.warnings.append(f"{len(refs) - len(images)} objects that are not images (SEG, SR, presentation "
                                "states…) were left on the server")
