@@ -39,6 +39,28 @@ def _flag(text: str) -> bool:
     raise ValueError("true or false")
 
 
+def _url(text: str) -> str:
+    """A DICOMweb root (http/https, no credentials in it), or empty for none."""
+    from urllib.parse import urlsplit
+
+    text = text.strip()
+    if not text:
+        return ""
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("an http(s)://host[:port]/path URL of the DICOMweb root, or empty")
+    if parts.username or parts.password:
+        raise ValueError("no credentials in the URL (the password or token is kept apart from the database)")
+    return text
+
+
+def _name(text: str) -> str:
+    text = text.strip()
+    if len(text) > 128 or any(c in text for c in "\r\n\0"):
+        raise ValueError("one line of at most 128 characters")
+    return text
+
+
 # engine.analysis.strategies.STRATEGIES by name (db/ does not import the engine; a test keeps them equal)
 STRATEGY_NAMES = ("relation", "entropy", "margin", "least_confidence", "disagreement", "kcenter", "random")
 
@@ -63,6 +85,10 @@ SETTINGS: dict[str, SettingSpec] = {
     "lease_minutes": SettingSpec(_whole(1, 240), 10, "how long a served case stays reserved for its reader"),
     "mc_passes": SettingSpec(_whole(0, 100), 0, "MC-dropout passes in every analysis (0: off, else 2 or more)"),
     "min_labels_warn": SettingSpec(_whole(2, 10_000), 10, "warn before training below this many labels per class"),
+    "pacs_auth": SettingSpec(_choice("none", "basic", "bearer"), "none",
+                             "how the saved PACS connection signs in (its password/token is not stored here)"),
+    "pacs_url": SettingSpec(_url, "", "the project's DICOMweb root for import and write-back (empty: none)"),
+    "pacs_user": SettingSpec(_name, "", "user name for basic auth to the PACS"),
     "readers_per_case": SettingSpec(_whole(1, 3), 1,
                                     "distinct readers each case is served to (2 or 3: double reading with review)"),
     "strategy": SettingSpec(_choice(*STRATEGY_NAMES), "relation", "active-learning ranking of the queue"),

@@ -34,6 +34,7 @@ def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("MEDSSL_USER", "tester")
     monkeypatch.setenv("MEDSSL_WARM_UMAP", "0")
     monkeypatch.setenv("MEDSSL_AUTH", "off")   # single-user mode (loopback); tests of accounts turn it back on
+    monkeypatch.setenv("MEDSSL_SECRETS_DIR", str(tmp_path / "secrets"))  # PACS secrets never in ~/.config
     monkeypatch.setenv("MEDSSL_AUTOSTART_WORKER", "0")  # tests start workers themselves   # warm-up costs a core for ~1 min; tests skip it
     return home
 

@@ -180,12 +180,14 @@ def _referenced_instances(seg: pydicom.Dataset) -> set[str]:
 def _decoded(seg: pydicom.Dataset, sop: str, frame: int, shape) -> np.ndarray:
     """Label map of one source frame, read with pydicom alone (an independent check of what highdicom wrote)."""
     pixels = seg.pixel_array.reshape(int(seg.NumberOfFrames), *shape)
+    shared = seg.SharedFunctionalGroupsSequence[0]
     out = np.zeros(shape, np.uint8)
     for k, group in enumerate(seg.PerFrameFunctionalGroupsSequence):
         source = group.DerivationImageSequence[0].SourceImageSequence[0]
         source_frame = int(source.get("ReferencedFrameNumber", 1) or 1)
         if str(source.ReferencedSOPInstanceUID) == sop and source_frame == frame:
-            out[pixels[k] > 0] = int(group.SegmentIdentificationSequence[0].ReferencedSegmentNumber)
+            identification = group.get("SegmentIdentificationSequence") or shared.SegmentIdentificationSequence
+            out[pixels[k] > 0] = int(identification[0].ReferencedSegmentNumber)
     return out
 
 
@@ -298,3 +300,76 @@ def test_undecodable_transfer_syntax_is_one_rejection_and_the_rest_imports(tmp_p
     out = capsys.readouterr().out
     assert "imported 1 images" in out and f"rejected instance {odd.SOPInstanceUID}" in out
     assert "could not decode" in out
+
+
+def test_model_output_goes_back_marked_as_a_proposal(pacs: str, tmp_path: Path, _isolated_home: Path) -> None:
+    from db.enums import LabelSource
+    from db.models import Annotator, Label, Prediction
+    from db.results import add_checkpoint
+
+    assert main(["import", "--project", "seg", "--task", "segmentation", "--classes", "background,lesion",
+                 "--dicomweb", pacs, "--query", "Modality=CT"]) == 0
+    assert main(["import", "--project", "cls", "--task", "multiclass", "--classes", "normal,pneumonia",
+                 "--dicomweb", pacs, "--query", "Modality=MR"]) == 0
+    store = _open(_isolated_home)
+    seg_id, seg_images, _ = _labeled_project(store, "seg")
+    cls_id, cls_images, annotator_id = _labeled_project(store, "cls")
+    with store.sessions.begin() as session:
+        seg_ckpt = add_checkpoint(session, seg_id, None, "secl", "unet", "checkpoints/s.pt", {}, {}, 0, "x").id
+        cls_ckpt = add_checkpoint(session, cls_id, None, "src_mt", "compact_cnn", "checkpoints/c.pt", {}, {}, 0, "y").id
+        image_id, width, height = seg_images[0]
+        mask = np.zeros((height, width), np.uint8)
+        mask[20:60, 20:60] = 1
+        path = save_mask(mask, store.config.masks_dir / f"p{seg_id}" / f"{image_id}-model")
+        session.add(Label(image_id=image_id, kind="class", value=None, source=LabelSource.MODEL.value,
+                          mask_path=path.relative_to(store.config.home).as_posix(), checkpoint_id=seg_ckpt))
+        session.add(Prediction(checkpoint_id=cls_ckpt, image_id=cls_images[0][0], predicted=1, probs=[0.2, 0.8]))
+        assert session.get(Annotator, annotator_id) is not None
+    assert main(["export", "--project", "seg", "--what", "dicom-seg", "--dicomweb", pacs]) == 2   # needs a target
+    assert main(["export", "--project", "seg", "--what", "dicom-seg", "--dicomweb", pacs,
+                 "--out", str(tmp_path / "none")]) == 1                                      # no human mask yet
+    assert main(["export", "--project", "seg", "--what", "dicom-seg", "--dicomweb", pacs, "--include-model",
+                 "--out", str(tmp_path / "seg")]) == 0
+    (seg_file,) = (tmp_path / "seg").glob("*.dcm")
+    seg = pydicom.dcmread(seg_file)
+    assert seg.SegmentSequence[0].SegmentAlgorithmType == "AUTOMATIC"
+    assert "model proposal" in seg.SeriesDescription and seg.SegmentSequence[0].SegmentAlgorithmName
+    np.testing.assert_array_equal(_decoded(seg, str(pydicom.dcmread(get_testdata_file("CT_small.dcm")).SOPInstanceUID),
+                                           1, mask.shape), mask)
+    assert main(["export", "--project", "cls", "--what", "dicom-sr", "--dicomweb", pacs, "--include-model",
+                 "--out", str(tmp_path / "sr")]) == 0
+    (sr_file,) = (tmp_path / "sr").glob("*.dcm")
+    text = str(pydicom.dcmread(sr_file))
+    assert "pneumonia" in text and "Device" in text and "model proposal" in text
+    store.dispose()
+
+
+def test_saved_connection_with_a_secret_file_outside_the_data_folder(tmp_path: Path, _isolated_home: Path,
+                                                                     capsys) -> None:
+    import stat
+
+    with orthanc(tmp_path / "locked", users={"bob": "pw-9-long"}) as url:
+        import requests
+        from dicomweb_client.api import DICOMwebClient
+
+        session = requests.Session()
+        session.auth = ("bob", "pw-9-long")
+        DICOMwebClient(url, session=session).store_instances(_datasets(IMAGE_FILES[:1]))
+        assert main(["import", "--project", "p", "--task", "multiclass", "--classes", "a,b", "--source",
+                     get_testdata_file("MR_small.dcm")]) == 0
+        secret = tmp_path / "pw.txt"
+        secret.write_text("pw-9-long\n")
+        assert main(["settings", "--project", "p", f"pacs_url={url}", "pacs_auth=basic", "pacs_user=bob",
+                     "--pacs-secret-file", str(secret)]) == 0
+        assert main(["settings", "--project", "p", "pacs_url=http://u:pw@host/dicom-web"]) == 2  # no credentials
+        assert main(["import", "--project", "p", "--dicomweb"]) == 0                            # the saved one
+        assert "imported 1 images" in capsys.readouterr().out
+        assert main(["export", "--project", "p", "--what", "labels", "--out", str(tmp_path / "l.csv")]) == 0
+    stored = list((tmp_path / "secrets").glob("*.secret"))
+    assert len(stored) == 1 and stat.S_IMODE(stored[0].stat().st_mode) == 0o600
+    ct = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    csv_text = (tmp_path / "l.csv").read_text()
+    assert str(ct.SOPInstanceUID) not in csv_text and str(ct.StudyInstanceUID) not in csv_text
+    for path in _isolated_home.rglob("*"):
+        if path.is_file():
+            assert b"pw-9-long" not in path.read_bytes(), path

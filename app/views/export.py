@@ -68,6 +68,41 @@ def render() -> None:
         return
     st.title(f"Export · {md(project.name)}")
     _downloads(project.id)
+    _pacs_section(project.id)
+
+
+def _pacs_section(project_id: int) -> None:
+    """Write back to the project's PACS (only for images imported from it): SEG for masks, SR for labels."""
+    from db.dicom_sources import has_sources
+    from engine.pacs.connection import PacsError, saved_connection
+    from engine.pacs.writeback import WritebackRequest, run_writeback
+
+    with get_store().sessions.begin() as session:
+        project = session.get(Project, project_id)
+        if not has_sources(session, project_id):
+            return
+        connection = saved_connection(project)
+    st.subheader("Back to the PACS")
+    if connection is None:
+        st.caption("Images came from a PACS, but no connection is saved (Projects → PACS connection).")
+        return
+    what = "dicom-seg" if project.task == "segmentation" else "dicom-sr"
+    kind = "masks as DICOM SEG" if what == "dicom-seg" else "class labels as DICOM SR (TID 1500)"
+    model = st.checkbox("also the active model's output for unlabeled images, marked as model proposals")
+    if st.button(f"Store current {kind} on {connection.shown_url}"):
+        try:
+            with st.spinner("building and storing…"):
+                with get_store().sessions.begin() as session:
+                    actor = acting_user(session)
+                    session.expunge(actor)
+                result = run_writeback(get_store(), WritebackRequest(project.name, what, connection, connection,
+                                                                     None, model), actor)
+        except (PacsError, PermissionError) as error:
+            st.error(md(error))
+            return
+        st.success(f"stored {result.stored} objects covering {result.images} images")
+        for line in result.skipped[:10]:
+            st.caption(md(f"skipped {line}"))
 
 
 @st.fragment(run_every=2.0)

@@ -9,20 +9,19 @@ import errno
 import tempfile
 from pathlib import Path
 
-import pandas as pd
 import streamlit as st
 
 from app import state
 from app.auth import acting_user
 from app.resources import get_store
 from app.text import md
+from app.views.import_report import show_report
 from db.models import Project
 from db.projects import ProjectError, create_project, set_classes
 from db.roles import PermissionDenied
 from engine.data.archive import ArchiveError, safe_extract
 from engine.data.demo import HOW_TO_IMPORT, demo_folder, import_demo
 from engine.data.importer import ImportRequest, ImportUsageError, SourceMissingError, run_import
-from engine.data.report import ImportReport
 from engine.data.roots import ENV as ROOTS_ENV
 from engine.data.roots import configured_roots
 
@@ -76,19 +75,6 @@ def classes_form(project_id: int, name: str, classes: list[str], task: str) -> N
             st.rerun()
 
 
-def _show_report(report: ImportReport) -> None:
-    good = report.imported and not report.warnings  # a warning (e.g. no labels found) is never a green banner
-    (st.success if good else st.warning)(md(report.summary().splitlines()[0]))
-    if report.rejected:
-        st.dataframe(pd.DataFrame([{"file": r.name, "reason": r.reason} for r in report.rejected]),
-                     hide_index=True, width="stretch")
-    for warning in report.warnings:
-        st.info(md(warning))
-    if report.skipped:
-        st.caption(md(f"Skipped {len(report.skipped)} files that are not images: " + ", ".join(report.skipped[:30])
-                      + (" …" if len(report.skipped) > 30 else "")))
-
-
 def _run(request: ImportRequest) -> None:
     try:
         with st.spinner("importing…"):
@@ -101,7 +87,7 @@ def _run(request: ImportRequest) -> None:
         st.error(("Import stopped: the disk is full. " if full else f"Import stopped: {md(error.strerror or error)}. ")
                  + "Batches finished before this stay imported; free space and import again (duplicates are skipped).")
         return
-    _show_report(report)
+    show_report(report)
 
 
 def _save_upload(upload, folder: Path) -> Path:
@@ -123,8 +109,13 @@ def _folder_form(project_name: str, roots: tuple[Path, ...]) -> None:
                                annotator=_me().name, actor_id=_me().id, roots=roots))
 
 
-def import_form(project_name: str) -> None:
-    tab_folder, tab_upload = st.tabs(["server folder", "upload zip / npz / image"])
+def import_form(project_name: str, project_id: int) -> None:
+    tab_folder, tab_upload, tab_pacs = st.tabs(["server folder", "upload zip / npz / image", "PACS (DICOMweb)"])
+    with tab_pacs:
+        from app.views import pacs_forms
+
+        me = _me()
+        pacs_forms.import_form(project_name, project_id, me.name, me.id)
     roots = configured_roots()
     with tab_folder:
         if not roots:

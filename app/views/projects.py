@@ -44,10 +44,14 @@ def render() -> None:
             create_form()
         if current_name:
             with st.expander(f"Import images into {md(current_name)}", expanded=False):
-                import_form(current_name)
+                import_form(current_name, current.id)
     if current is not None and may_configure:
         with st.expander(f"Reading settings of {md(current_name)}", expanded=False):
             reading_settings_form(current.id)
+        with st.expander(f"PACS connection of {md(current_name)}", expanded=False):
+            from app.views.pacs_forms import connection_form
+
+            connection_form(current.id)
     with store.sessions.begin() as session:
         projects = list_projects(session)
         for project in projects:

@@ -14,7 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-LIBRARIES = ("pydicom", "numba", "umap", "pynndescent", "PIL", "matplotlib", "h5py")
+LIBRARIES = ("pydicom", "numba", "umap", "pynndescent", "PIL", "matplotlib", "h5py", "dicomweb_client", "highdicom",
+             "urllib3")
 _HANDLER_NAME = "medssl-libraries"
 _routed: list[Path] = []  # the log file of this process, once route_library_logs ran
 _native_lock = threading.Lock()

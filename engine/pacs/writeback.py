@@ -18,6 +18,7 @@ from db.exports import label_indices
 from db.labels import current_labels
 from db.models import Checkpoint, Label, Prediction, Project
 from db.results import active_checkpoint_id
+from db.roles import require
 from db.store import Store
 from engine.data.io import load_mask
 from engine.pacs.connection import PacsConnection, PacsError, client
@@ -159,6 +160,8 @@ def run_writeback(store: Store, request: WritebackRequest, actor=None) -> Writeb
         project = session.scalar(select(Project).where(Project.name == request.project))
         if project is None:
             raise PacsError(f"no project {request.project!r}")
+        if actor is not None:
+            require(actor, "export", project)
         if (request.what == "dicom-seg") != (project.task == "segmentation"):
             raise PacsError(f"{request.what} needs a {'segmentation' if request.what == 'dicom-seg' else 'classification'}"
                             f" project; {project.name!r} is {project.task}")
