@@ -50,11 +50,12 @@ def pacs(tmp_path: Path):
 
 
 def _open(home: Path):
-    return open_store(StoreConfig.from_env(home=home))
+    return open_store(StoreConfig.from_env(home=home))   # MEDSSL_DB when a test set it
 
 
 def test_import_matches_a_file_import_and_keeps_no_identifier(pacs: str, tmp_path: Path, _isolated_home: Path,
-                                                              capsys) -> None:
+                                                              db_url: str, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("MEDSSL_DB", db_url)   # SQLite, and PostgreSQL when the test cluster is there
     folder = tmp_path / "files"
     folder.mkdir()
     for name in IMAGE_FILES:
