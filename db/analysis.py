@@ -10,7 +10,16 @@ from sqlalchemy import delete, exists, insert, select
 from sqlalchemy.orm import Session
 
 from db.enums import LabelStatus
-from db.models import Embedding, Image, Prediction, Projection, RelationEdge, Skip, UncertaintyScore
+from db.models import (
+    Checkpoint,
+    Embedding,
+    Image,
+    Prediction,
+    Projection,
+    RelationEdge,
+    Skip,
+    UncertaintyScore,
+)
 from db.settings import get_setting
 
 QUEUE_STATUSES = (LabelStatus.UNLABELED.value, LabelStatus.UNCERTAIN.value)
@@ -45,7 +54,14 @@ def _bulk(session: Session, model, rows: list[dict]) -> None:
 
 
 def replace_analysis(session: Session, checkpoint_id: int, rows: AnalysisRows) -> None:
-    """Idempotent: a re-run of the same analysis replaces that checkpoint's rows."""
+    """Idempotent: a re-run of the same analysis replaces that checkpoint's rows.
+
+    Two analyses of one checkpoint at once (a retry beside a running job, two workers) take turns on the
+    checkpoint's row lock: without it, on PostgreSQL the second one's DELETE could not see the first one's
+    uncommitted rows and its INSERT failed on uq_prediction_ckpt_image once the first committed (issue 14).
+    SQLite serialises writers already; FOR UPDATE renders as nothing there.
+    """
+    session.execute(select(Checkpoint.id).where(Checkpoint.id == checkpoint_id).with_for_update())
     for model in (Prediction, UncertaintyScore, Embedding, Projection, RelationEdge):
         session.execute(delete(model).where(model.checkpoint_id == checkpoint_id))
     ids = [int(i) for i in rows.image_ids]

@@ -89,3 +89,14 @@ def to_csv(rows: list[dict[str, Any]], fields: list[str] | tuple[str, ...] | Non
 
 def to_json(rows: list[dict[str, Any]]) -> str:
     return json.dumps(rows, indent=2)
+
+
+def released(session: Session, project: Project, actor: Any, what: str, rows: int) -> None:
+    """Every export that leaves the app: the actor's role is checked (leads and admins) and the export
+    audited with its row count, as the CLI's are. Raises db.roles.PermissionDenied."""
+    from db import audit
+    from db.roles import require
+
+    require(actor, "export", project)
+    audit.record(session, actor, f"export.{what}", project_id=project.id, target_kind="project",
+                 target_id=project.id, after={"rows": rows})

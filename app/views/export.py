@@ -19,6 +19,7 @@ from db.exports import (
     label_records,
     prediction_count,
     prediction_records,
+    released,
     to_csv,
     to_json,
 )
@@ -118,26 +119,41 @@ def _downloads(project_id: int) -> None:
         labeled = label_count(session, project_id)
         checkpoint_id = active_checkpoint_id(session, project_id)
         predicted = prediction_count(session, project_id, checkpoint_id) if checkpoint_id else 0
+    me = _me()
     st.subheader(f"Labels ({labeled} current labels)")
     cols = st.columns(3)
-    cols[0].download_button("labels.csv", lambda: to_csv(_labels(project_id), LABEL_FIELDS),
+    cols[0].download_button("labels.csv", lambda: to_csv(_labels(project_id, me), LABEL_FIELDS),
                             file_name=f"{project.name}-labels.csv", mime="text/csv", disabled=not labeled)
-    cols[1].download_button("labels.json", lambda: to_json(_labels(project_id)),
+    cols[1].download_button("labels.json", lambda: to_json(_labels(project_id, me)),
                             file_name=f"{project.name}-labels.json", mime="application/json", disabled=not labeled)
     if project.task == "segmentation":
-        cols[2].download_button("masks.zip", lambda: _masks_zip(_labels(project_id), store.config.home),
+        cols[2].download_button("masks.zip", lambda: _masks_zip(_labels(project_id, me, "masks"), store.config.home),
                                 file_name=f"{project.name}-masks.zip", disabled=not labeled)
     st.subheader(f"Predictions ({predicted} images, checkpoint {checkpoint_id or '–'})")
-    st.download_button("predictions.csv", lambda: to_csv(_predictions(project_id, checkpoint_id)) if predicted else "",
+    st.download_button("predictions.csv", lambda: to_csv(_predictions(project_id, checkpoint_id, me)) if predicted else "",
                        disabled=not predicted, file_name=f"{project.name}-predictions.csv", mime="text/csv")
     _model_section(project)
 
 
-def _labels(project_id: int) -> list[dict]:
+def _me():
     with get_store().sessions.begin() as session:
-        return label_records(session, session.get(Project, project_id))
+        user = acting_user(session)
+        session.expunge(user)
+    return user
 
 
-def _predictions(project_id: int, checkpoint_id: int) -> list[dict]:
+def _labels(project_id: int, actor, what: str = "labels") -> list[dict]:
+    """Built on click; the role check and the audit row come with it (db.exports.released)."""
     with get_store().sessions.begin() as session:
-        return prediction_records(session, session.get(Project, project_id), checkpoint_id)
+        project = session.get(Project, project_id)
+        rows = label_records(session, project)
+        released(session, project, actor, what, len(rows))
+        return rows
+
+
+def _predictions(project_id: int, checkpoint_id: int, actor) -> list[dict]:
+    with get_store().sessions.begin() as session:
+        project = session.get(Project, project_id)
+        rows = prediction_records(session, project, checkpoint_id)
+        released(session, project, actor, "predictions", len(rows))
+        return rows
