@@ -132,10 +132,25 @@ def next_case(session: Session, project: Project, user_id: int, checkpoint_id: i
                                  conditions=queue_conditions(user_id, readers, now))
         if image_id is None:
             return None
-        if claim(session, project.id, image_id, user_id, readers, expires, now, renew_own=False):
+        if _claim_or_let_go(session, project.id, image_id, user_id, readers, expires, now):
             return Lease(image_id, expires)
         tried.add(image_id)
     return None
+
+
+def _claim_or_let_go(session: Session, project_id: int, image_id: int, user_id: int, readers: int,
+                     expires: datetime, now: datetime) -> bool:
+    """claim(), and on PostgreSQL a missed candidate's row lock let go at once (ROLLBACK TO SAVEPOINT releases
+    it; a plain failed claim kept it until this reader's transaction ended, so a reader saving an answer on that
+    case queued behind this reader's whole queue walk)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return claim(session, project_id, image_id, user_id, readers, expires, now, renew_own=False)
+    attempt = session.begin_nested()
+    if claim(session, project_id, image_id, user_id, readers, expires, now, renew_own=False):
+        attempt.commit()
+        return True
+    attempt.rollback()
+    return False
 
 
 _BEST_RANKED: list[Any] = []     # the prebuilt statement (building it cost ~0.5 ms a call)

@@ -219,9 +219,9 @@ def _export_dicom(args: argparse.Namespace) -> int:
         try:
             target = connection_for(args.to_dicomweb or None, project, args.auth_file) \
                 if args.to_dicomweb is not None else None
-            source = connection_for(args.dicomweb or (target.url if target and not args.dicomweb
-                                                      and not (project.settings or {}).get("pacs_url") else None),
-                                    project, args.auth_file)
+            saved_url = (project.settings or {}).get("pacs_url")
+            fallback = target.url if target is not None and not saved_url else None   # fetch from where we store
+            source = connection_for(args.dicomweb or fallback, project, args.auth_file)
         except PacsError as error:
             raise UsageError(str(error)) from None
     try:
