@@ -25,7 +25,7 @@ import numpy as np
 from sqlalchemy import select
 
 from db.config import StoreConfig
-from db.engine import write_session
+from db.engine import refresh_statistics, write_session
 from db.labels import deciding_label
 from db.leases import next_case
 from db.models import Annotator, CaseLease, Image, Label, Project
@@ -180,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
         if db_url.startswith("sqlite"):   # fold the populate's WAL in now, as a running install long has
             with store.sql_engine.connect() as connection:
                 connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        else:   # planner statistics, as the import leaves them (db.engine.refresh_statistics)
+            refresh_statistics(store.sql_engine)
         baseline = _baseline(store, project_id)
         began = time.perf_counter()
         results = run_readers(db_url, home, project_id, args.readers, args.labels, args.think_ms,

@@ -5,7 +5,6 @@ batch and a re-run skips them as duplicates; a bad file is reported and skipped,
 """
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from db.dicom_sources import insert_sources
+from db.engine import refresh_statistics
 from db.enums import LabelSource, Task
 from db.images import existing_hashes, insert_images, insert_import_labels, set_stored_paths
 from db.models import Project
@@ -40,6 +40,7 @@ from engine.data.sources import Rejected, SourceError, SourceItem, inspect_sourc
 
 log = logging.getLogger(__name__)
 BATCH_SIZE = 1000
+STATISTICS_AFTER = 1000  # images: a bulk import refreshes PostgreSQL's planner statistics
 DEFAULT_IMAGE_SIZE = 128
 DEFAULT_SEG_CLASSES = ["background", "lesion"]
 
@@ -270,6 +271,8 @@ def ingest(store: Store, request: ImportRequest, info: SourceInfo, items: Iterab
     _resolve_in_run_duplicates(store, project.id, unresolved)
     if report.imported and split == "train":
         refresh_cold_start(store, project.id)  # a diverse first batch until a model ranks the pool
+    if report.imported >= STATISTICS_AFTER:
+        refresh_statistics(store.sql_engine)
     if created and report.imported == 0 and not report.duplicates:
         _drop_empty_project(store, project.id)
     elif created and not request.classes and info.layout in ("csv", "csv_multilabel", "class_folders"):
@@ -295,6 +298,3 @@ def _drop_empty_project(store: Store, project_id: int) -> None:
         if project is not None:
             session.delete(project)
 
-
-def report_json(report: ImportReport) -> str:
-    return json.dumps(report.to_dict(), indent=2)
