@@ -374,3 +374,26 @@ def test_saved_connection_with_a_secret_file_outside_the_data_folder(tmp_path: P
     for path in _isolated_home.rglob("*"):
         if path.is_file():
             assert b"pw-9-long" not in path.read_bytes(), path
+
+
+def test_an_instance_that_disappeared_after_the_search_is_reported_and_the_rest_imports(
+        pacs: str, _isolated_home: Path, monkeypatch, capsys) -> None:
+    from engine.pacs import pacs_import, query
+
+    real = query.find_instances
+
+    def with_a_ghost(dw, studies, filters, limit):
+        found = real(dw, studies, filters, limit)
+        image = next(ref for ref in found if query.is_image(ref))
+        ghost = query.InstanceRef(image.study, image.series, "1.2.3.999.1", image.sop_class, 1)
+        return [*found, ghost]
+
+    monkeypatch.setattr(pacs_import, "find_instances", with_a_ghost)
+    monkeypatch.setattr(pacs_import, "SERIES_SHARE", 2.0)      # instance by instance, so the ghost gets a 404
+    assert main(["import", "--project", "p", "--task", "multiclass", "--classes", "a,b", "--dicomweb", pacs]) == 0
+    out = capsys.readouterr().out
+    assert "imported 6 images" in out and "rejected instance 1.2.3.999.1" in out and "HTTP 404" in out
+    monkeypatch.setattr(pacs_import, "SERIES_SHARE", 0.0)      # whole series: the ghost is simply not in it
+    assert main(["import", "--project", "q", "--task", "multiclass", "--classes", "a,b", "--dicomweb", pacs]) == 0
+    out = capsys.readouterr().out
+    assert "imported 6 images" in out and "rejected instance 1.2.3.999.1: not on the server any more" in out

@@ -94,9 +94,11 @@ class _Fetcher:
     def _run(self, unit: _Unit) -> Iterator[SourceItem | Rejected]:
         wanted = {ref.sop: ref for ref in unit.refs}
         for ds in self._datasets(unit):
-            ref = wanted.get(str(ds.get("SOPInstanceUID", "")))
+            ref = wanted.pop(str(ds.get("SOPInstanceUID", "")), None)
             if ref is not None:
                 yield from _frames(ref, ds)
+        for sop in wanted:   # found by the search, gone from the series by the time it was fetched
+            yield Rejected(f"instance {sop}", "not on the server any more (deleted since the search?)")
 
     def items(self, units: list[_Unit]) -> Iterator[SourceItem | Rejected]:
         import requests
