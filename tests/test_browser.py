@@ -170,7 +170,9 @@ def test_label_train_explore_in_a_real_browser(app_server, tmp_path, _isolated_h
                 expect(page.get_by_text("95 % CI", exact=False).first).to_be_visible()
             page.wait_for_timeout(2500)
             page.screenshot(path=str(shots / f"5-{name}.png"))
+        model_file = _export_model_from_the_page(page, tmp_path)
         browser.close()
+    _run_exported_model(model_file, val_npz)
 
     store = open_store(StoreConfig.from_env(home=_isolated_home))
     with store.sessions.begin() as s:
@@ -178,6 +180,34 @@ def test_label_train_explore_in_a_real_browser(app_server, tmp_path, _isolated_h
                          .order_by(Label.id)).all()
     store.dispose()
     assert rows == [(0, ANNOTATOR), (1, ANNOTATOR), (0, ANNOTATOR), (1, ANNOTATOR), (0, ANNOTATOR)]
+
+
+def _export_model_from_the_page(page, folder: Path) -> Path:
+    """Journey 4's last step: export the active model on the Export page and download the TorchScript file."""
+    from playwright.sync_api import expect
+
+    page.get_by_role("button", name=re.compile(r"^Export checkpoint \d+")).click()
+    button = page.get_by_role("button", name=re.compile(r"download model\.torchscript\.pt"))
+    expect(button.first).to_be_visible(timeout=120_000)   # the worker builds it; the page refreshes every 2 s
+    with page.expect_download() as download:
+        button.first.click()
+    target = folder / "downloaded.torchscript.pt"
+    download.value.save_as(target)
+    return target
+
+
+def _run_exported_model(model_file: Path, images_npz: Path) -> None:
+    """The downloaded model runs on images of the project's size and answers with class probabilities."""
+    import cv2
+    import torch
+
+    model = torch.jit.load(str(model_file))
+    size = int(model.size)   # the project's training size: another size is refused, so resize as the card says
+    images = np.stack([cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
+                       for image in np.load(images_npz)["images"][:4]])
+    images = torch.from_numpy(images).unsqueeze(1)
+    probs = model(images).detach().numpy()
+    assert probs.shape == (4, 2) and np.allclose(probs.sum(axis=1), 1.0, atol=1e-4)
 
 
 def _explore_click_and_box_select(page, shots: Path) -> None:
