@@ -100,6 +100,17 @@ def test_holdout_when_no_val_and_infer_from_checkpoint(tmp_path: Path) -> None:
     assert preds.student_probs.shape == (5, 3) and preds.teacher_probs.shape == (5, 3)
     assert preds.student_features.dtype == np.float32 and preds.student_features.shape[0] == 5
     assert np.allclose(preds.student_probs.sum(1), 1.0, atol=1e-5)
+    import engine.inference.infer as infer_module  # issue 13: a long analysis reports per chunk, same answer
+
+    seen: list[tuple[int, int]] = []
+    infer_module.PROGRESS_CHUNK, chunk = 2, infer_module.PROGRESS_CHUNK
+    try:
+        chunked = infer(result.best_checkpoint, data.images[:5], device="cpu", on_progress=lambda d, t: seen.append((d, t)))
+    finally:
+        infer_module.PROGRESS_CHUNK = chunk
+    assert seen == [(2, 5), (4, 5), (5, 5)]
+    np.testing.assert_allclose(chunked.teacher_probs, preds.teacher_probs, atol=1e-6)
+    np.testing.assert_allclose(chunked.student_features, preds.student_features, atol=1e-5)
 
 
 def shared_data() -> Path:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ from engine.loaders.datasets import to_uint8_tensor
 from engine.loaders.transforms import ViewMaker
 from engine.models import create_model
 from engine.scoring.predict import predict_tensor
+
+PROGRESS_CHUNK = 2048  # images per progress report of a long inference
 
 log = logging.getLogger("medssl.infer")
 
@@ -51,11 +54,13 @@ def _rebuild(spec: dict[str, Any], state: dict[str, torch.Tensor]) -> nn.Module:
 
 
 def infer(checkpoint: str | Path | dict[str, Any], images: np.ndarray, batch_size: int = 256,
-          device: str = "auto", mc_passes: int = 0, mc_seed: int = 0) -> Predictions:
+          device: str = "auto", mc_passes: int = 0, mc_seed: int = 0,
+          on_progress: Callable[[int, int], None] | None = None) -> Predictions:
     """uint8 (N, H, W[, 3]) images at any size (resized to the training size) -> Predictions.
 
     mc_passes >= 2 also runs that many MC-dropout passes of the evaluated model (teacher, else student)
     and fills mc_variance; a backbone without active dropout is skipped with a log line (stays None).
+    on_progress(done, total) is called after each chunk of PROGRESS_CHUNK images.
     """
     models, payload = load_models(checkpoint, device)
     cfg = TrainConfig.from_dict(payload["config"])
@@ -65,9 +70,17 @@ def infer(checkpoint: str | Path | dict[str, Any], images: np.ndarray, batch_siz
     dev = next(models["student"].parameters()).device
     dtype = amp_dtype(dev, cfg.amp)
     out: dict[str, Any] = {}
-    for role, model in models.items():
-        out[f"{role}_probs"], out[f"{role}_features"] = predict_tensor(model, tensor, views, payload["task"],
-                                                                       batch_size, dtype)
+    parts: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {role: [] for role in models}
+    total = len(tensor)
+    for start in range(0, max(total, 1), PROGRESS_CHUNK):   # chunks, so a long analysis reports as it goes
+        chunk = tensor[start:start + PROGRESS_CHUNK]
+        for role, model in models.items():
+            parts[role].append(predict_tensor(model, chunk, views, payload["task"], batch_size, dtype))
+        if on_progress is not None:
+            on_progress(min(start + PROGRESS_CHUNK, total), total)
+    for role, chunks in parts.items():
+        out[f"{role}_probs"] = np.concatenate([p for p, _ in chunks]) if len(chunks) > 1 else chunks[0][0]
+        out[f"{role}_features"] = np.concatenate([f for _, f in chunks]) if len(chunks) > 1 else chunks[0][1]
     if mc_passes:
         out["mc_variance"] = _mc_variance(models.get("teacher", models["student"]), tensor, views,
                                           payload["task"], mc_passes, mc_seed, batch_size, dtype)

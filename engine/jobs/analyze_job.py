@@ -86,7 +86,11 @@ def run_analyze_job(ctx: JobContext) -> str:
         seg = analyze_segmentation(ckpt_path, images, len(classes), ctx.device or "auto")
         probs, student_probs, embeddings, scores = seg.fractions, None, seg.embeddings, seg.scores
     else:
-        preds = infer(ckpt_path, images, device=ctx.device or "auto", mc_passes=mc_passes, mc_seed=MC_SEED)
+        def embedded(done: int, total: int) -> None:
+            ctx.report(progress=0.05 + 0.35 * done / max(total, 1), message=f"embedding: {done} of {total} images")
+
+        preds = infer(ckpt_path, images, device=ctx.device or "auto", mc_passes=mc_passes, mc_seed=MC_SEED,
+                      on_progress=embedded)
         has_teacher = preds.teacher_probs is not None
         probs = preds.teacher_probs if has_teacher else preds.student_probs
         student_probs = preds.student_probs if has_teacher else None
