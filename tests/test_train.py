@@ -111,6 +111,24 @@ def test_holdout_when_no_val_and_infer_from_checkpoint(tmp_path: Path) -> None:
     assert seen == [(2, 5), (4, 5), (5, 5)]
     np.testing.assert_allclose(chunked.teacher_probs, preds.teacher_probs, atol=1e-6)
     np.testing.assert_allclose(chunked.student_features, preds.student_features, atol=1e-5)
+    fast = infer(result.best_checkpoint, data.images[:5], device="cpu", for_analysis=True)   # bf16 where native
+    np.testing.assert_allclose(fast.teacher_probs, preds.teacher_probs, atol=0.03)
+    assert fast.teacher_probs.dtype == np.float32 and np.allclose(fast.teacher_probs.sum(1), 1.0, atol=1e-3)
+
+
+def test_analysis_precision_is_bf16_only_on_a_cpu_that_has_it(monkeypatch) -> None:
+    import torch
+
+    from engine.core.device import analysis_dtype
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)
+    assert analysis_dtype(cpu, amp=True) is torch.bfloat16
+    monkeypatch.setenv("MEDSSL_ANALYSIS_FP32", "1")
+    assert analysis_dtype(cpu, amp=True) is None
+    monkeypatch.delenv("MEDSSL_ANALYSIS_FP32")
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
+    assert analysis_dtype(cpu, amp=True) is None           # emulated bf16 would be slower than fp32
 
 
 def shared_data() -> Path:

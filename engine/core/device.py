@@ -50,6 +50,19 @@ def amp_dtype(device: torch.device, enabled: bool) -> torch.dtype | None:
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
+def analysis_dtype(device: torch.device, amp: bool) -> torch.dtype | None:
+    """Analysis (embeddings, probabilities for ranking) on a CPU with native bf16 (AVX-512 BF16 / AMX) runs in
+    bf16: 2.9x the fp32 throughput of compact_cnn on this 2-core VM, and the queue order, map and kNN graph do
+    not need fp32's last digits. Evaluation, export and training keep their own precision. MEDSSL_ANALYSIS_FP32=1
+    turns it off."""
+    import os
+
+    if device.type == "cpu" and os.environ.get("MEDSSL_ANALYSIS_FP32") != "1" \
+            and torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        return torch.bfloat16
+    return amp_dtype(device, amp)
+
+
 @contextlib.contextmanager
 def autocast(device: torch.device, dtype: torch.dtype | None) -> Iterator[None]:
     if dtype is None:

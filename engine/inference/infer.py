@@ -13,7 +13,7 @@ from torch import nn
 
 from engine.core.checkpoints import load_checkpoint
 from engine.core.config import TrainConfig
-from engine.core.device import amp_dtype, pick_device
+from engine.core.device import amp_dtype, analysis_dtype, pick_device
 from engine.inference.mc_dropout import has_dropout, mc_dropout_samples, mc_variance
 from engine.loaders.datasets import to_uint8_tensor
 from engine.loaders.transforms import ViewMaker
@@ -55,12 +55,13 @@ def _rebuild(spec: dict[str, Any], state: dict[str, torch.Tensor]) -> nn.Module:
 
 def infer(checkpoint: str | Path | dict[str, Any], images: np.ndarray, batch_size: int = 256,
           device: str = "auto", mc_passes: int = 0, mc_seed: int = 0,
-          on_progress: Callable[[int, int], None] | None = None) -> Predictions:
+          on_progress: Callable[[int, int], None] | None = None, for_analysis: bool = False) -> Predictions:
     """uint8 (N, H, W[, 3]) images at any size (resized to the training size) -> Predictions.
 
     mc_passes >= 2 also runs that many MC-dropout passes of the evaluated model (teacher, else student)
     and fills mc_variance; a backbone without active dropout is skipped with a log line (stays None).
-    on_progress(done, total) is called after each chunk of PROGRESS_CHUNK images.
+    on_progress(done, total) is called after each chunk of PROGRESS_CHUNK images. for_analysis: the analysis
+    job's precision (engine.core.device.analysis_dtype: bf16 on CPUs with native bf16).
     """
     models, payload = load_models(checkpoint, device)
     cfg = TrainConfig.from_dict(payload["config"])
@@ -68,7 +69,7 @@ def infer(checkpoint: str | Path | dict[str, Any], images: np.ndarray, batch_siz
     views = ViewMaker(cfg.data.aug, cfg.data.mean, cfg.data.std)
     tensor = to_uint8_tensor(images, spec.get("image_size"))
     dev = next(models["student"].parameters()).device
-    dtype = amp_dtype(dev, cfg.amp)
+    dtype = analysis_dtype(dev, cfg.amp) if for_analysis else amp_dtype(dev, cfg.amp)
     out: dict[str, Any] = {}
     parts: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {role: [] for role in models}
     total = len(tensor)
