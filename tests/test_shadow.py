@@ -87,7 +87,7 @@ def _models(capsys) -> list[dict]:
 
 def test_shadow_is_trained_once_reused_while_labels_hold_and_activation_follows_the_setting(tmp_path,
                                                                                          capsys) -> None:
-    _import(*_chest_slice(tmp_path, 160, 40))
+    _import(*_chest_slice(tmp_path, 96, 32))
     assert main(["train", "--project", "cx", "--method", "mean_teacher", "--epochs", "1", "--wait"]) == 0
     first = _models(capsys)
     assert [m["method"] for m in first] == ["supervised", "mean_teacher"]
