@@ -102,6 +102,9 @@ def new_page(playwright):
     browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
     page = browser.new_page(viewport={"width": 1440, "height": 900})
     page.set_default_timeout(30_000)
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=30_000)   # assertions too (5 s by default): a loaded CI box renders slowly
     return browser, page
 
 

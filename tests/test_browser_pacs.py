@@ -50,7 +50,7 @@ def test_connect_import_label_and_write_back_from_the_browser(app_server, tmp_pa
             page.get_by_label("password / token").fill("pw-Orthanc-1")
             page.get_by_text("basic", exact=True).click()
             page.get_by_role("button", name="Save PACS connection").click()
-            for _ in range(50):                                   # the toast comes and goes; the row stays
+            for _ in range(150):                                  # the toast comes and goes; the row stays
                 with store.sessions.begin() as s:
                     if (s.scalar(select(Project).where(Project.name == "pacs")).settings or {}).get("pacs_auth") \
                             == "basic":
@@ -59,7 +59,7 @@ def test_connect_import_label_and_write_back_from_the_browser(app_server, tmp_pa
             page.get_by_text("Import images into pacs").click()
             page.get_by_role("tab", name="PACS (DICOMweb)").click()
             page.get_by_role("button", name="Import from PACS").click()
-            expect(page.get_by_text("imported 2 images")).to_be_visible()
+            expect(page.get_by_text("imported 2 images")).to_be_visible(timeout=90_000)   # slow under CI load
             with store.sessions.begin() as s:
                 project = s.scalar(select(Project).where(Project.name == "pacs"))
                 assert project.settings["pacs_url"] == url and "pw-Orthanc-1" not in str(project.settings)
@@ -67,7 +67,7 @@ def test_connect_import_label_and_write_back_from_the_browser(app_server, tmp_pa
             assert main(["label", "--project", "pacs", "--image", str(image_ids[0]), "--value", "abnormal"]) == 0
             page.goto(f"{app_server}/export")
             page.get_by_role("button", name="Store current class labels").click()
-            expect(page.get_by_text("stored 1 objects covering 1 images")).to_be_visible()
+            expect(page.get_by_text("stored 1 objects covering 1 images")).to_be_visible(timeout=90_000)
             browser.close()
         found = DICOMwebClient(url, session=session).search_for_instances(search_filters={"Modality": "SR"})
         assert len(found) == 1                                    # the report is on the PACS
