@@ -13,7 +13,7 @@ from tests.conftest import REPO_ROOT
 from tests.import_graph import circles, import_graph
 
 # Modules allowed to bridge engine and db/ (CONTRACTS §1).
-BRIDGES = ("engine/cli", "engine/__main__.py", "engine/data", "engine/pacs", "engine/jobs", "engine/worker.py", "engine/bench")
+BRIDGES = ("engine/cli", "engine/__main__.py", "engine/data", "engine/jobs", "engine/worker.py", "engine/bench")
 
 
 def _imports(path: Path) -> set[str]:
@@ -37,7 +37,7 @@ def test_engine_core_does_not_import_db_or_streamlit(path: Path) -> None:
 
 
 def test_engine_data_and_db_are_torch_free() -> None:
-    for folder in ("engine/data", "engine/pacs", "db"):
+    for folder in ("engine/data", "db"):
         for path in (REPO_ROOT / folder).rglob("*.py"):
             assert not _imports(path) & {"torch", "torchvision", "engine.models"}, path
 
@@ -60,7 +60,7 @@ def test_app_and_data_pipeline_never_load_torch() -> None:
 LAYERS: dict[str, int] = {
     "engine.core": 0,
     "engine.data": 1, "engine.loaders": 1, "engine.models": 1, "engine.configs": 1,
-    "engine.methods": 2, "engine.pacs": 2,
+    "engine.methods": 2,
     "engine.scoring": 3,
     "engine.training": 4, "engine.inference": 4, "engine.analysis": 4,
     "engine.jobs": 5,

@@ -258,7 +258,7 @@ def test_timeout_mid_batch_keeps_what_was_fetched_and_a_rerun_finishes(pacs: str
                                                                         monkeypatch, capsys) -> None:
     import requests
 
-    from engine.pacs import pacs_import
+    from engine.data.pacs import pacs_import
 
     real = pacs_import._Fetcher._datasets
     calls = {"n": 0}
@@ -378,7 +378,7 @@ def test_saved_connection_with_a_secret_file_outside_the_data_folder(tmp_path: P
 
 def test_an_instance_that_disappeared_after_the_search_is_reported_and_the_rest_imports(
         pacs: str, _isolated_home: Path, monkeypatch, capsys) -> None:
-    from engine.pacs import pacs_import, query
+    from engine.data.pacs import pacs_import, query
 
     real = query.find_instances
 

@@ -75,8 +75,8 @@ def render() -> None:
 def _pacs_section(project_id: int) -> None:
     """Write back to the project's PACS (only for images imported from it): SEG for masks, SR for labels."""
     from db.dicom_sources import has_sources
-    from engine.pacs.connection import PacsError, saved_connection
-    from engine.pacs.writeback import WritebackRequest, run_writeback
+    from engine.data.pacs.connection import PacsError, saved_connection
+    from engine.data.pacs.writeback import WritebackRequest, run_writeback
 
     with get_store().sessions.begin() as session:
         project = session.get(Project, project_id)

@@ -1,7 +1,7 @@
-"""Projects page: the project's saved PACS connection and an import over DICOMweb (engine.pacs, torch-free).
+"""Projects page: the project's saved PACS connection and an import over DICOMweb (engine.data.pacs, torch-free).
 
 The URL, auth kind and user name are project settings; the password or token goes to a 0600 file outside the
-data folder (engine.pacs.connection) and is never shown again, logged or exported.
+data folder (engine.data.pacs.connection) and is never shown again, logged or exported.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from db.models import Project
 from db.project_settings import effective, update
 from db.roles import PermissionDenied
 from engine.data.importer import ImportRequest, ImportUsageError
-from engine.pacs.connection import AUTH_KINDS, PacsError, load_secret, save_secret, saved_connection
+from engine.data.pacs.connection import AUTH_KINDS, PacsError, load_secret, save_secret, saved_connection
 
 
 def connection_form(project_id: int) -> None:
@@ -62,7 +62,7 @@ def import_form(project_name: str, project_id: int, actor_name: str, actor_id: i
         limit = st.number_input("at most this many instances (0: no limit)", min_value=0, max_value=10_000_000)
         if not st.form_submit_button("Import from PACS"):
             return
-    from engine.pacs.pacs_import import PacsRequest, run_pacs_import
+    from engine.data.pacs.pacs_import import PacsRequest, run_pacs_import
 
     bar = st.progress(0.0, text="searching the PACS…")
 

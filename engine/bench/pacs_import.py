@@ -23,9 +23,9 @@ from db.store import open_store
 from engine.bench.orthanc import missing_reason, orthanc
 from engine.bench.report import bench_header, write_result
 from engine.data.importer import ImportRequest, run_import
-from engine.pacs.connection import PacsConnection, client
-from engine.pacs.pacs_import import FETCH_THREADS, PacsRequest, _Fetcher, plan_units, run_pacs_import
-from engine.pacs.query import find_instances
+from engine.data.pacs.connection import PacsConnection, client
+from engine.data.pacs.pacs_import import FETCH_THREADS, PacsRequest, _Fetcher, plan_units, run_pacs_import
+from engine.data.pacs.query import find_instances
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "chest_xray_pneumonia_128" / "train.npz"
 

@@ -26,7 +26,7 @@ from engine.cli.common import (
 )
 from engine.data.demo import DEMO_PROJECT, HOW_TO_IMPORT, demo_folder, import_demo, shared_data_dir
 from engine.data.importer import ImportRequest, ImportUsageError, SourceMissingError, run_import
-from engine.pacs.connection import PacsError
+from engine.data.pacs.connection import PacsError
 
 
 def register(subparsers, parents) -> None:
@@ -141,8 +141,8 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def _pacs_import(store, request: ImportRequest, args: argparse.Namespace, progress):
-    from engine.pacs.connection import connection_for
-    from engine.pacs.pacs_import import PacsRequest, run_pacs_import
+    from engine.data.pacs.connection import connection_for
+    from engine.data.pacs.pacs_import import PacsRequest, run_pacs_import
 
     with store.sessions.begin() as session:
         connection = connection_for(args.dicomweb or None, get_project(session, args.project), args.auth_file)
@@ -209,8 +209,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def _export_dicom(args: argparse.Namespace) -> int:
-    from engine.pacs.connection import connection_for
-    from engine.pacs.writeback import WritebackRequest, run_writeback
+    from engine.data.pacs.connection import connection_for
+    from engine.data.pacs.writeback import WritebackRequest, run_writeback
 
     store = store_from_args(args)
     with store.sessions.begin() as session:

@@ -42,7 +42,7 @@ def cmd_settings(args: argparse.Namespace) -> int:
             values = effective(project)
         if secret is not None:
             from db import audit
-            from engine.pacs.connection import save_secret
+            from engine.data.pacs.connection import save_secret
 
             actor = acting_user(session, args, "project_settings", project)
             save_secret(project.id, secret)

@@ -56,7 +56,7 @@ class SourceMissingError(FileNotFoundError):
 @dataclass(frozen=True)
 class ImportRequest:
     project: str
-    source: Path | None  # None: the items come from elsewhere (a DICOMweb server, engine/pacs)
+    source: Path | None  # None: the items come from elsewhere (a DICOMweb server, engine/data/pacs)
     task: str | None = None
     classes: list[str] | None = None
     split: str | None = None

@@ -21,10 +21,10 @@ from db.results import active_checkpoint_id
 from db.roles import require
 from db.store import Store
 from engine.data.io import load_mask
-from engine.pacs.connection import PacsConnection, PacsError, client
-from engine.pacs.dicom_objects import ImageFinding, Origin, report, segmentation
-from engine.pacs.errors import explain
-from engine.pacs.pacs_import import ANY_SYNTAX
+from engine.data.pacs.connection import PacsConnection, PacsError, client
+from engine.data.pacs.dicom_objects import ImageFinding, Origin, report, segmentation
+from engine.data.pacs.errors import explain
+from engine.data.pacs.pacs_import import ANY_SYNTAX
 
 WHATS = ("dicom-seg", "dicom-sr")
 FIRST_SERIES_NUMBER = 9001

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
-from engine.pacs.connection import PacsError
+from engine.data.pacs.connection import PacsError
 
 # SOP classes that are not images to label: segmentations and reports (ours, written back, among them),
 # presentation states, key-object selections, RT structures and plans, encapsulated documents, waveforms

@@ -15,12 +15,12 @@ from db.projects import get_project
 from db.store import Store
 from engine.data.dicom import decode_dataset
 from engine.data.importer import ImportRequest, ingest
+from engine.data.pacs.connection import PacsConnection, PacsError, client
+from engine.data.pacs.errors import explain, http_status
+from engine.data.pacs.query import InstanceRef, find_instances, is_image
 from engine.data.pixels import ImageReadError
 from engine.data.report import ImportReport
 from engine.data.source_types import Rejected, SourceInfo, SourceItem
-from engine.pacs.connection import PacsConnection, PacsError, client
-from engine.pacs.errors import explain, http_status
-from engine.pacs.query import InstanceRef, find_instances, is_image
 
 FETCH_THREADS = 4
 WINDOW = 64       # decoded frames waiting to be stored: bounds memory
