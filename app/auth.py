@@ -112,6 +112,16 @@ def acting_user(session) -> Annotator | None:
     return user
 
 
+def acting_account() -> Annotator | None:
+    """acting_user, detached from its session: for work that opens its own transactions (imports, exports,
+    write-back) and takes the account's id, name and role with it."""
+    with get_store().sessions.begin() as session:
+        user = acting_user(session)
+        if user is not None:
+            session.expunge(user)
+    return user
+
+
 def _log_in(user: Annotator, token: str | None = None) -> None:
     """Remember the user in this session; a fresh login gets a new token (and its cookie) here."""
     if token is None:

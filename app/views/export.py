@@ -9,7 +9,7 @@ from pathlib import Path
 import streamlit as st
 from sqlalchemy import select
 
-from app.auth import acting_user
+from app.auth import acting_account, acting_user
 from app.queries import current_project
 from app.resources import get_store
 from app.text import md
@@ -90,14 +90,11 @@ def _pacs_section(project_id: int) -> None:
     what = "dicom-seg" if project.task == "segmentation" else "dicom-sr"
     kind = "masks as DICOM SEG" if what == "dicom-seg" else "class labels as DICOM SR (TID 1500)"
     model = st.checkbox("also the active model's output for unlabeled images, marked as model proposals")
-    if st.button(f"Store current {kind} on {connection.shown_url}"):
+    if st.button(md(f"Store current {kind} on {connection.shown_url}")):   # the URL is user text
         try:
             with st.spinner("building and storing…"):
-                with get_store().sessions.begin() as session:
-                    actor = acting_user(session)
-                    session.expunge(actor)
                 result = run_writeback(get_store(), WritebackRequest(project.name, what, connection, connection,
-                                                                     None, model), actor)
+                                                                     None, model), acting_account())
         except (PacsError, PermissionError) as error:
             st.error(md(error))
             return
@@ -119,7 +116,7 @@ def _downloads(project_id: int) -> None:
         labeled = label_count(session, project_id)
         checkpoint_id = active_checkpoint_id(session, project_id)
         predicted = prediction_count(session, project_id, checkpoint_id) if checkpoint_id else 0
-    me = _me()
+    me = acting_account()
     st.subheader(f"Labels ({labeled} current labels)")
     cols = st.columns(3)
     cols[0].download_button("labels.csv", lambda: to_csv(_labels(project_id, me), LABEL_FIELDS),
@@ -133,13 +130,6 @@ def _downloads(project_id: int) -> None:
     st.download_button("predictions.csv", lambda: to_csv(_predictions(project_id, checkpoint_id, me)) if predicted else "",
                        disabled=not predicted, file_name=f"{project.name}-predictions.csv", mime="text/csv")
     _model_section(project)
-
-
-def _me():
-    with get_store().sessions.begin() as session:
-        user = acting_user(session)
-        session.expunge(user)
-    return user
 
 
 def _labels(project_id: int, actor, what: str = "labels") -> list[dict]:

@@ -12,7 +12,7 @@ from pathlib import Path
 import streamlit as st
 
 from app import state
-from app.auth import acting_user
+from app.auth import acting_account, acting_user
 from app.resources import get_store
 from app.text import md
 from app.views.import_report import show_report
@@ -26,14 +26,6 @@ from engine.data.roots import ENV as ROOTS_ENV
 from engine.data.roots import configured_roots
 
 TASKS = ["multiclass", "multilabel", "segmentation"]
-
-
-def _me():
-    """The logged-in account (detached): imports carry its name and id."""
-    with get_store().sessions.begin() as session:
-        user = acting_user(session)
-        session.expunge(user)
-    return user
 
 
 def create_form() -> None:
@@ -105,8 +97,9 @@ def _folder_form(project_name: str, roots: tuple[Path, ...]) -> None:
         path = st.text_input("folder or file on this machine")
         unlabeled = st.checkbox("import without labels (unlabeled pool)", key="unl_folder")
         if st.form_submit_button("Import folder") and path.strip():
+            me = acting_account()
             _run(ImportRequest(project=project_name, source=Path(path.strip()).expanduser(), unlabeled=unlabeled,
-                               annotator=_me().name, actor_id=_me().id, roots=roots))
+                               annotator=me.name, actor_id=me.id, roots=roots))
 
 
 def import_form(project_name: str, project_id: int) -> None:
@@ -114,7 +107,7 @@ def import_form(project_name: str, project_id: int) -> None:
     with tab_pacs:
         from app.views import pacs_forms
 
-        me = _me()
+        me = acting_account()
         pacs_forms.import_form(project_name, project_id, me.name, me.id)
     roots = configured_roots()
     with tab_folder:
@@ -134,8 +127,9 @@ def import_form(project_name: str, project_id: int) -> None:
                 except ArchiveError as error:
                     st.error(md(error))
                     return
+                me = acting_account()
                 _run(ImportRequest(project=project_name, source=source, unlabeled=unlabeled,
-                                   annotator=_me().name, actor_id=_me().id))
+                                   annotator=me.name, actor_id=me.id))
 
 
 def demo_section() -> None:
