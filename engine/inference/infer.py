@@ -80,8 +80,8 @@ def infer(checkpoint: str | Path | dict[str, Any], images: np.ndarray, batch_siz
         if on_progress is not None:
             on_progress(min(start + PROGRESS_CHUNK, total), total)
     for role, chunks in parts.items():
-        out[f"{role}_probs"] = np.concatenate([p for p, _ in chunks]) if len(chunks) > 1 else chunks[0][0]
-        out[f"{role}_features"] = np.concatenate([f for _, f in chunks]) if len(chunks) > 1 else chunks[0][1]
+        out[f"{role}_probs"] = np.concatenate([p for p, _ in chunks])
+        out[f"{role}_features"] = np.concatenate([f for _, f in chunks])
     if mc_passes:
         out["mc_variance"] = _mc_variance(models.get("teacher", models["student"]), tensor, views,
                                           payload["task"], mc_passes, mc_seed, batch_size, dtype)

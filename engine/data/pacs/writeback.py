@@ -17,6 +17,7 @@ from db.enums import LabelSource
 from db.exports import label_indices
 from db.labels import current_labels
 from db.models import Checkpoint, Label, Prediction, Project
+from db.projects import get_project
 from db.results import active_checkpoint_id
 from db.roles import require
 from db.store import Store
@@ -157,7 +158,7 @@ def run_writeback(store: Store, request: WritebackRequest, actor=None) -> Writeb
 
     out = check_out_dir(request.out, store.config.home) if request.out is not None else None
     with store.sessions.begin() as session:
-        project = session.scalar(select(Project).where(Project.name == request.project))
+        project = get_project(session, request.project)
         if project is None:
             raise PacsError(f"no project {request.project!r}")
         if actor is not None:
