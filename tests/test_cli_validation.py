@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from engine.cli import main
-from engine.core.catalog import CLASSIFICATION_METHODS, SEGMENTATION_METHODS
+from engine.data.catalog import CLASSIFICATION_METHODS, SEGMENTATION_METHODS
 from tests.fixtures_images import gradient, write_png
 
 

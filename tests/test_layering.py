@@ -42,6 +42,24 @@ def test_engine_data_and_db_are_torch_free() -> None:
             assert not _imports(path) & {"torch", "torchvision", "engine.models"}, path
 
 
+def _engine_imports(path: Path) -> set[str]:
+    """Full dotted names of every engine module a file imports (absolute imports)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names if a.name.startswith("engine"))
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0 and node.module.startswith("engine"):
+            names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize("path", sorted((REPO_ROOT / "app").rglob("*.py")), ids=lambda p: p.name)
+def test_app_imports_only_the_data_package_of_the_engine(path: Path) -> None:
+    """CONTRACTS §1: the app may import db/ and engine/data/ (and `engine` itself, which imports nothing)."""
+    wrong = {m for m in _engine_imports(path) if m != "engine" and not m.startswith("engine.data")}
+    assert not wrong, f"{path.relative_to(REPO_ROOT)} imports {sorted(wrong)}"
+
+
 def test_app_and_data_pipeline_never_load_torch() -> None:
     """A fresh interpreter imports every app module and the import pipeline; torch must stay unloaded."""
     modules = ["engine", "engine.data.importer", "engine.data.cache", "db.status", "db.labels"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.core.catalog import CLASSIFICATION_METHODS, SEGMENTATION_METHODS
 from engine.core.config import DataConfig, TrainConfig
+from engine.data.catalog import CLASSIFICATION_METHODS, SEGMENTATION_METHODS
 from engine.loaders.datasets import ArrayData
 from engine.training.loop import run_training
 

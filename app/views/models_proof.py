@@ -15,7 +15,7 @@ import streamlit as st
 from app.text import md
 from db.project_settings import SETTINGS, effective, update
 from db.status import comparison_owner, shadow_comparison
-from engine.core.catalog import LABELED_ONLY_METHODS
+from engine.data.catalog import LABELED_ONLY_METHODS
 
 METHOD_LABELS = {"src_mt": "SRC-MT", "mean_teacher": "Mean Teacher", "s2mts2": "S²MTS²", "fixmatch": "FixMatch",
                  "secl": "SECL", "seg_mean_teacher": "Mean Teacher", "seg_unimatch": "UniMatch", "supervised": "supervised",

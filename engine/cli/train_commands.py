@@ -18,7 +18,7 @@ from engine.cli.common import (
     project_or_usage_error,
     store_from_args,
 )
-from engine.core.catalog import (
+from engine.data.catalog import (
     CLASSIFICATION_METHODS,
     CLASSIFIER_BACKBONES,
     SEGMENTATION_BACKBONES,

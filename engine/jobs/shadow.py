@@ -17,9 +17,9 @@ import numpy as np
 import torch
 
 from db.enums import Task
-from engine.core.catalog import LABELED_ONLY_METHODS
 from engine.core.checkpoints import load_checkpoint
 from engine.core.config import TrainConfig
+from engine.data.catalog import LABELED_ONLY_METHODS
 from engine.loaders.datasets import ArrayData
 from engine.scoring.paired import PairedDelta, paired_auc_delta, paired_mean_delta
 from engine.training.splits import split_rows, val_set

@@ -17,8 +17,8 @@ from db.models import Project
 from db.project_settings import effective
 from db.readiness import training_readiness
 from db.results import add_checkpoint, checkpoint_of_job, mark_shadow_of, set_active
-from engine.core.catalog import SEGMENTATION_METHODS
 from engine.core.config import TrainConfig, replace
+from engine.data.catalog import SEGMENTATION_METHODS
 from engine.jobs import register_handler
 from engine.jobs.context import JobCancelled, JobContext, JobInterrupted
 from engine.jobs.ddp import launch, shared_snapshot

@@ -1,4 +1,5 @@
-"""Which methods and backbones fit which task, without importing torch (the CLI checks before writing).
+"""Which methods and backbones fit which task, without importing torch (the CLI checks before writing; the app
+(Models page) names method families from it, and may import only engine.data, CONTRACTS §1).
 
 The method registry (engine.methods) is the source of truth for what each method trains; a test keeps this
 table equal to it, so the CLI can refuse `train --method secl` on a classification project before a job is
