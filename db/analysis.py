@@ -4,22 +4,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import numpy as np
-from sqlalchemy import delete, exists, insert, select
+from sqlalchemy import delete, exists, insert, select, update
 from sqlalchemy.orm import Session
 
 from db.enums import LabelStatus
 from db.models import (
+    QUEUE_INDEX_WHERE,
     Checkpoint,
     Embedding,
     Image,
     Prediction,
+    Project,
     Projection,
     RelationEdge,
     Skip,
     UncertaintyScore,
 )
+from db.queue_rank import published_for
 from db.settings import get_setting
 
 QUEUE_STATUSES = (LabelStatus.UNLABELED.value, LabelStatus.UNCERTAIN.value)
@@ -61,7 +65,11 @@ def replace_analysis(session: Session, checkpoint_id: int, rows: AnalysisRows) -
     uncommitted rows and its INSERT failed on uq_prediction_ckpt_image once the first committed (issue 14).
     SQLite serialises writers already; FOR UPDATE renders as nothing there.
     """
-    session.execute(select(Checkpoint.id).where(Checkpoint.id == checkpoint_id).with_for_update())
+    project_id = session.scalar(select(Checkpoint.project_id).where(Checkpoint.id == checkpoint_id)
+                                .with_for_update())
+    # ranks copied onto the images (db/queue_rank.py) from an earlier analysis of this checkpoint are stale now
+    session.execute(update(Project).where(Project.id == project_id, Project.queue_checkpoint_id == checkpoint_id)
+                    .values(queue_checkpoint_id=None))
     for model in (Prediction, UncertaintyScore, Embedding, Projection, RelationEdge):
         session.execute(delete(model).where(model.checkpoint_id == checkpoint_id))
     ids = [int(i) for i in rows.image_ids]
@@ -108,12 +116,13 @@ def next_to_label(session: Session, project_id: int, annotator_id: int | None, c
     Usually one query: it walks the (checkpoint, acquisition_rank) index in rank order and stops at the
     first eligible image. Unranked images (imported after the analysis) come next, by id; skipped last.
     """
-    skipped, eligible = _queue_filters(project_id, annotator_id, skipped_since, exclude_ids, conditions)
+    published = published_for(session, project_id, checkpoint_id)
+    skipped, eligible = _queue_filters(project_id, annotator_id, skipped_since, exclude_ids, conditions, published)
     tiers = [[~skipped], []] if annotator_id is not None else [[]]   # skipped images come last
     for extra in tiers:
         if checkpoint_id is None and (first := _cold_start_first(session, project_id, eligible + extra)):
             return first
-        for query in _queue_queries(checkpoint_id, eligible + extra):
+        for query in _queue_queries(checkpoint_id, eligible + extra, published):
             found = session.scalar(query)
             if found is not None:
                 return found
@@ -121,23 +130,25 @@ def next_to_label(session: Session, project_id: int, annotator_id: int | None, c
 
 
 def _queue_filters(project_id: int, annotator_id: int | None, skipped_since: datetime | None,
-                   exclude_ids: tuple[int, ...], conditions: tuple) -> tuple:
+                   exclude_ids: tuple[int, ...], conditions: tuple, published: bool = False) -> tuple:
     skipped = exists().where(Skip.image_id == Image.id, Skip.annotator_id == annotator_id)
     if skipped_since is not None:
         skipped = skipped.where(Skip.created_at >= skipped_since)
-    eligible = [Image.project_id == project_id, Image.split == "train", Image.label_status.in_(QUEUE_STATUSES)]
+    # with published ranks: the partial index's own predicate, written out literally, so the planner can prove
+    # the index applies (a bound parameter in its place hides that from a generic plan)
+    waiting = [QUEUE_INDEX_WHERE] if published else [Image.split == "train", Image.label_status.in_(QUEUE_STATUSES)]
+    eligible = [Image.project_id == project_id, *waiting]
     if exclude_ids:
         eligible.append(Image.id.not_in(exclude_ids))
     eligible.extend(conditions)
     return skipped, eligible
 
 
-def best_ranked_query(project_id: int, annotator_id: int, checkpoint_id: int, skipped_since: datetime | None,
-                      conditions: tuple = ()):
-    """The first query next_to_label tries for a ranked project (not skipped, best rank), as a statement a
-    caller can embed (db/leases.py leases its answer in the same statement)."""
-    skipped, eligible = _queue_filters(project_id, annotator_id, skipped_since, (), conditions)
-    return _queue_queries(checkpoint_id, [*eligible, ~skipped])[0]
+def best_ranked_query(project_id: Any, annotator_id: Any, skipped_since: Any, conditions: tuple = ()):
+    """The first query next_to_label tries for a project with published ranks (not skipped, best rank), as a
+    statement a caller can embed (db/leases.py leases its answer in the same statement)."""
+    skipped, eligible = _queue_filters(project_id, annotator_id, skipped_since, (), conditions, published=True)
+    return _queue_queries(None, [*eligible, ~skipped], published=True)[0]
 
 
 def _cold_start_first(session: Session, project_id: int, conditions: list) -> int | None:
@@ -153,8 +164,12 @@ def _cold_start_first(session: Session, project_id: int, conditions: list) -> in
     return None
 
 
-def _queue_queries(checkpoint_id: int | None, conditions: list) -> list:
+def _queue_queries(checkpoint_id: int | None, conditions: list, published: bool = False) -> list:
     """Ranked images in rank order (index walk), then images without a rank, by id."""
+    if published:   # ranks copied onto the images: both walks run on ix_image_queue
+        return [select(Image.id).where(*conditions, Image.queue_rank.is_not(None)).order_by(Image.queue_rank)
+                .limit(1),
+                select(Image.id).where(*conditions, Image.queue_rank.is_(None)).order_by(Image.id).limit(1)]
     if checkpoint_id is None:
         return [select(Image.id).where(*conditions).order_by(Image.id).limit(1)]
     is_ranked = (UncertaintyScore.checkpoint_id == checkpoint_id) & UncertaintyScore.acquisition_rank.is_not(None)

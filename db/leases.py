@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from db.analysis import best_ranked_query, next_to_label
 from db.models import CaseLease, Image, Project, as_utc, utcnow
 from db.project_settings import effective
+from db.queue_rank import published_for
 from db.upsert import insert_ignore
 
 MAX_CLAIM_TRIES = 64
@@ -119,11 +120,8 @@ def next_case(session: Session, project: Project, user_id: int, checkpoint_id: i
     if held is not None:   # the reader moved past their held case (e.g. "next" after a skip): let it go
         release(session, held.image_id, user_id)
     readers = readers_per_case(project)
-    # the one-statement path only on SQLite: on PostgreSQL it left multi-second lock waits behind a missed
-    # candidate in engine.bench.reader_load (p95 2 s against 8 ms for the general path); not yet understood
-    on_sqlite = session.get_bind().dialect.name == "sqlite"
-    if on_sqlite and readers == 1 and checkpoint_id is not None and not exclude_ids:
-        image_id = _lease_best_ranked(session, project.id, user_id, checkpoint_id, skipped_since, expires, now)
+    if readers == 1 and not exclude_ids and published_for(session, project.id, checkpoint_id):
+        image_id = _lease_best_ranked(session, project.id, user_id, skipped_since, expires, now)
         if image_id is not None:
             return Lease(image_id, expires)
     tried = set(exclude_ids)   # the general path: double reading, cold start, an expired lease in the way
@@ -153,38 +151,49 @@ def _claim_or_let_go(session: Session, project_id: int, image_id: int, user_id: 
     return False
 
 
-_BEST_RANKED: list[Any] = []     # the prebuilt statement (building it cost ~0.5 ms a call)
+_BEST_RANKED: dict[str, Any] = {}   # prebuilt statement per dialect (building one cost ~0.5 ms a call)
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
-def _best_ranked_statement():
-    """INSERT … SELECT of the best ranked case (SQLite), built once with bound parameters."""
-    if _BEST_RANKED:
-        return _BEST_RANKED[0]
-    from sqlalchemy.dialects.sqlite import insert
+def _best_ranked_statement(dialect: str):
+    """INSERT … SELECT of the best ranked case, built once with bound parameters.
+
+    PostgreSQL: the candidate's image row is locked FOR UPDATE SKIP LOCKED inside the statement, so a case
+    another reader is leasing or answering right now is passed over rather than waited for, and the
+    ON CONFLICT never meets another transaction's uncommitted lease (which it would wait on).
+    """
+    if dialect in _BEST_RANKED:
+        return _BEST_RANKED[dialect]
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
 
     moment = DateTime(timezone=True)
     user, project, now = bindparam("user_id", type_=Integer), bindparam("project_id", type_=Integer), \
         bindparam("now", type_=moment)
-    candidate = best_ranked_query(project, user, bindparam("checkpoint_id", type_=Integer),
-                                  bindparam("since", type_=moment), queue_conditions(user, 1, now)).subquery()
+    best = best_ranked_query(project, user, bindparam("since", type_=moment), queue_conditions(user, 1, now))
+    if dialect == "postgresql":
+        best = best.with_for_update(skip_locked=True, of=Image.__table__)
+    candidate = best.subquery()
     rows = select(candidate.c.id, literal(0), project, user, bindparam("expires", type_=moment),
                   now).where(true())   # WHERE: SQLite's parser needs it before ON CONFLICT
     table = CaseLease.__table__
     statement = (insert(table).from_select(["image_id", "slot", "project_id", "user_id", "expires_at", "leased_at"],
                                            rows).on_conflict_do_nothing().returning(table.c.image_id))
-    _BEST_RANKED.append(statement)
+    _BEST_RANKED[dialect] = statement
     return statement
 
 
-def _lease_best_ranked(session: Session, project_id: int, user_id: int, checkpoint_id: int,
-                       skipped_since: datetime | None, expires: datetime, now: datetime) -> int | None:
-    """Single reading, ranked queue, SQLite: find and lease the best case in one INSERT … SELECT … ON CONFLICT
-    DO NOTHING, instead of a query and a claim; None when the best case has an expired lease (its slot row
-    exists) or none is left, and the general path decides."""
-    params = {"user_id": user_id, "project_id": project_id, "checkpoint_id": checkpoint_id,
-              "since": skipped_since or EPOCH, "now": now, "expires": expires}
-    return session.execute(_best_ranked_statement(), params).scalar()
+def _lease_best_ranked(session: Session, project_id: int, user_id: int, skipped_since: datetime | None,
+                       expires: datetime, now: datetime) -> int | None:
+    """Single reading, published ranks: find and lease the best case in one INSERT … SELECT … ON CONFLICT DO
+    NOTHING, instead of a query and a claim; None when the best case has an expired lease (its slot row
+    exists) or none is left, and the general path decides (on PostgreSQL it may lock that case again: its own
+    lock, so it claims it)."""
+    params = {"user_id": user_id, "project_id": project_id, "since": skipped_since or EPOCH, "now": now,
+              "expires": expires}
+    return session.execute(_best_ranked_statement(session.get_bind().dialect.name), params).scalar()
 
 
 def lease_case(session: Session, project: Project, image_id: int, user_id: int,

@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -37,6 +38,9 @@ class Project(Base):
     settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The checkpoint whose acquisition ranks Image.queue_rank holds (db/queue_rank.py); None while they are
+    # being rewritten or stale, and the queue then reads the ranks from the analysis rows instead.
+    queue_checkpoint_id: Mapped[int | None] = mapped_column(Integer)
 
     images: Mapped[list[Image]] = relationship(back_populates="project", cascade="all, delete-orphan")
 
@@ -61,12 +65,19 @@ class Annotator(Base):
     password_changed_at: Mapped[datetime | None] = mapped_column()
 
 
+QUEUE_INDEX_WHERE = text("split = 'train' AND label_status IN ('unlabeled', 'uncertain')")
+
+
 class Image(Base):
     __tablename__ = "image"
     __table_args__ = (
         UniqueConstraint("project_id", "sha256", name="uq_image_project_sha256"),
         Index("ix_image_project_status", "project_id", "label_status", "id"),
         Index("ix_image_project_split", "project_id", "split"),
+        # The labeling queue: only cases still waiting for a label are in it, so a case labeled since the last
+        # analysis drops out of the queue's walk instead of being stepped over on every "next case".
+        Index("ix_image_queue", "project_id", "queue_rank", "id", sqlite_where=QUEUE_INDEX_WHERE,
+              postgresql_where=QUEUE_INDEX_WHERE),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -88,6 +99,7 @@ class Image(Base):
     label_status: Mapped[str] = mapped_column(String(12), default="unlabeled")
     # Derived from Label history (no FK: Image and Label would reference each other).
     current_label_id: Mapped[int | None] = mapped_column(Integer)
+    queue_rank: Mapped[int | None] = mapped_column(Integer)  # acquisition rank under Project.queue_checkpoint_id
     imported_by: Mapped[int | None] = mapped_column(ForeignKey("annotator.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

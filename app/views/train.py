@@ -11,6 +11,7 @@ from app.resources import get_store
 from app.text import md
 from db.jobs import enqueue, job_dict, request_cancel
 from db.models import Job, Project
+from db.queue_rank import publish as publish_queue_ranks
 from db.readiness import training_readiness
 from db.results import list_checkpoints, set_active
 
@@ -118,6 +119,7 @@ def _checkpoints(project: Project) -> None:
     if st.button("Set active") and pick is not None:
         with get_store().sessions.begin() as session:
             set_active(session, int(pick), actor=acting_user(session))
+        publish_queue_ranks(get_store().sessions, project.id)   # the Label queue follows the rollback
         st.toast(f"checkpoint {pick} is active")
 
 

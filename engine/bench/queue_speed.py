@@ -20,6 +20,7 @@ from db.config import StoreConfig
 from db.labels import add_label
 from db.models import Annotator, Checkpoint, Image, UncertaintyScore
 from db.projects import create_project, get_or_create_annotator
+from db.queue_rank import publish as publish_queue_ranks
 from db.store import open_store
 from engine.bench.report import bench_header, write_result
 
@@ -45,6 +46,7 @@ def populate(store, n: int, seed: int = 0) -> tuple[int, int]:
                    "acquisition_rank": int(rank)} for image_id, rank in zip(ids, ranks)]
         for start in range(0, n, 10_000):
             s.execute(insert(UncertaintyScore), scores[start:start + 10_000])
+    publish_queue_ranks(store.sessions, project_id)   # as the analysis job does after writing its ranks
     return project_id, checkpoint_id
 
 

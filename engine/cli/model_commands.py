@@ -5,6 +5,7 @@ import argparse
 import json
 
 from db.models import Checkpoint
+from db.queue_rank import publish as publish_queue_ranks
 from db.results import flipped_predictions, list_checkpoints, set_active
 from engine.cli.common import UsageError, acting_user, project_or_usage_error, store_from_args
 
@@ -65,6 +66,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
         if checkpoint is None or checkpoint.project_id != project_id:
             raise UsageError(f"checkpoint {args.checkpoint} is not a checkpoint of {args.project!r}")
         set_active(session, checkpoint.id, actor=acting_user(session, args, "rollback"))
+    publish_queue_ranks(store.sessions, project_id)   # the labeling queue follows the rolled-back ranking
     print(f"checkpoint {args.checkpoint} is now active for {args.project!r}")
     return 0
 

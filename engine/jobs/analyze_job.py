@@ -12,6 +12,7 @@ from sqlalchemy import select
 from db.analysis import QUEUE_STATUSES, AnalysisRows, replace_analysis
 from db.enums import LabelStatus
 from db.models import Checkpoint, Image, Label, Project
+from db.queue_rank import publish as publish_queue_ranks
 from engine.analysis.evaluation import evaluation_report
 from engine.analysis.projection import project_2d
 from engine.analysis.relations import knn_graph
@@ -127,6 +128,9 @@ def run_analyze_job(ctx: JobContext) -> str:
         replace_analysis(session, checkpoint_id, analysis)
         checkpoint = session.get(Checkpoint, checkpoint_id)
         checkpoint.metrics = {**(checkpoint.metrics or {}), "evaluation": evaluation}
+        is_active = checkpoint.is_active
+    if is_active:   # the labeling queue walks the new ranking (db/queue_rank.py)
+        publish_queue_ranks(store.sessions, ctx.project_id)
     timings["write_s"] = time.perf_counter() - t3
     timings["total_s"] = time.perf_counter() - t0
     ctx.report(metrics={"timings": {k: round(v, 2) for k, v in timings.items()}, "checkpoint_id": checkpoint_id},
