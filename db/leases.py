@@ -10,13 +10,13 @@ A saved answer turns the lease into a finished read (expires_at = None): the slo
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Any
+from datetime import datetime, timedelta
 
-from sqlalchemy import DateTime, Integer, bindparam, delete, exists, func, literal, or_, select, true, update
+from sqlalchemy import delete, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from db.analysis import best_ranked_query, next_to_label
+from db.analysis import next_to_label
+from db.fast_lease import lease_best, renew_or_lease_best
 from db.models import CaseLease, Image, Project, as_utc, utcnow
 from db.project_settings import effective
 from db.queue_rank import published_for
@@ -46,9 +46,9 @@ def _in_use(now: datetime):
 
 def queue_conditions(user_id: int, readers: int, now: datetime) -> tuple:
     """Image conditions: this reader has no slot on it, and a slot is free for them."""
+    if readers == 1:   # no slot in use at all (this reader's own included: one condition, one anti-join less)
+        return (~exists().where(CaseLease.image_id == Image.id, _in_use(now)),)
     mine = exists().where(CaseLease.image_id == Image.id, CaseLease.user_id == user_id, _in_use(now))
-    if readers == 1:
-        return (~mine, ~exists().where(CaseLease.image_id == Image.id, _in_use(now)))
     used = (select(func.count()).select_from(CaseLease)
             .where(CaseLease.image_id == Image.id, _in_use(now)).scalar_subquery())
     return (~mine, used < readers)
@@ -112,6 +112,14 @@ def next_case(session: Session, project: Project, user_id: int, checkpoint_id: i
     """
     now = now or utcnow()
     expires = now + lease_length(project)
+    readers = readers_per_case(project)
+    # single reading on published ranks: one statement leases the best case (on PostgreSQL it also renews the
+    # case this reader holds); None sends the call down the general path, which decides the rare cases
+    fast = readers == 1 and not exclude_ids and published_for(session, project.id, checkpoint_id)
+    on_postgresql = session.get_bind().dialect.name == "postgresql"
+    if fast and on_postgresql and (image_id := renew_or_lease_best(session, project.id, user_id, skipped_since,
+                                                                   expires, now)):
+        return Lease(image_id, expires)
     held = held_lease(session, project.id, user_id, now)
     if held is not None and held.image_id not in exclude_ids:
         held.expires_at = expires
@@ -119,11 +127,9 @@ def next_case(session: Session, project: Project, user_id: int, checkpoint_id: i
         return Lease(held.image_id, expires)
     if held is not None:   # the reader moved past their held case (e.g. "next" after a skip): let it go
         release(session, held.image_id, user_id)
-    readers = readers_per_case(project)
-    if readers == 1 and not exclude_ids and published_for(session, project.id, checkpoint_id):
-        image_id = _lease_best_ranked(session, project.id, user_id, skipped_since, expires, now)
-        if image_id is not None:
-            return Lease(image_id, expires)
+    if fast and not on_postgresql and (image_id := lease_best(session, project.id, user_id, skipped_since,
+                                                              expires, now)):
+        return Lease(image_id, expires)
     tried = set(exclude_ids)   # the general path: double reading, cold start, an expired lease in the way
     for _ in range(MAX_CLAIM_TRIES):
         image_id = next_to_label(session, project.id, user_id, checkpoint_id, skipped_since, tuple(tried),
@@ -149,51 +155,6 @@ def _claim_or_let_go(session: Session, project_id: int, image_id: int, user_id: 
         return True
     attempt.rollback()
     return False
-
-
-_BEST_RANKED: dict[str, Any] = {}   # prebuilt statement per dialect (building one cost ~0.5 ms a call)
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-
-
-def _best_ranked_statement(dialect: str):
-    """INSERT … SELECT of the best ranked case, built once with bound parameters.
-
-    PostgreSQL: the candidate's image row is locked FOR UPDATE SKIP LOCKED inside the statement, so a case
-    another reader is leasing or answering right now is passed over rather than waited for, and the
-    ON CONFLICT never meets another transaction's uncommitted lease (which it would wait on).
-    """
-    if dialect in _BEST_RANKED:
-        return _BEST_RANKED[dialect]
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-
-    moment = DateTime(timezone=True)
-    user, project, now = bindparam("user_id", type_=Integer), bindparam("project_id", type_=Integer), \
-        bindparam("now", type_=moment)
-    best = best_ranked_query(project, user, bindparam("since", type_=moment), queue_conditions(user, 1, now))
-    if dialect == "postgresql":
-        best = best.with_for_update(skip_locked=True, of=Image.__table__)
-    candidate = best.subquery()
-    rows = select(candidate.c.id, literal(0), project, user, bindparam("expires", type_=moment),
-                  now).where(true())   # WHERE: SQLite's parser needs it before ON CONFLICT
-    table = CaseLease.__table__
-    statement = (insert(table).from_select(["image_id", "slot", "project_id", "user_id", "expires_at", "leased_at"],
-                                           rows).on_conflict_do_nothing().returning(table.c.image_id))
-    _BEST_RANKED[dialect] = statement
-    return statement
-
-
-def _lease_best_ranked(session: Session, project_id: int, user_id: int, skipped_since: datetime | None,
-                       expires: datetime, now: datetime) -> int | None:
-    """Single reading, published ranks: find and lease the best case in one INSERT … SELECT … ON CONFLICT DO
-    NOTHING, instead of a query and a claim; None when the best case has an expired lease (its slot row
-    exists) or none is left, and the general path decides (on PostgreSQL it may lock that case again: its own
-    lock, so it claims it)."""
-    params = {"user_id": user_id, "project_id": project_id, "since": skipped_since or EPOCH, "now": now,
-              "expires": expires}
-    return session.execute(_best_ranked_statement(session.get_bind().dialect.name), params).scalar()
 
 
 def lease_case(session: Session, project: Project, image_id: int, user_id: int,

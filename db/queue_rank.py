@@ -8,7 +8,8 @@ back with its rank.
 
 The copy is written in short transactions of BATCH rows: one UPDATE of every image row would hold every row
 lock of the project at once, and readers (who lock the case they lease with SKIP LOCKED) would find the queue
-empty until it committed. While the copy is written `Project.queue_checkpoint_id` is NULL and the queue reads
+empty until it committed. On PostgreSQL the table is vacuumed after the copy, so autovacuum does not
+start on it later, while readers work. While the copy is written `Project.queue_checkpoint_id` is NULL and the queue reads
 the analysis rows as before; the queue uses the copy only when it names the active checkpoint.
 """
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from db.engine import write_session
+from db.engine import refresh_statistics, write_session
 from db.models import Image, Project, UncertaintyScore
 from db.results import active_checkpoint_id
 
@@ -58,6 +59,7 @@ def publish(sessions: sessionmaker[Session], project_id: int, batch: int = BATCH
         if project is None or active_checkpoint_id(session, project_id) != checkpoint_id:
             return None
         project.queue_checkpoint_id = checkpoint_id
+    refresh_statistics(sessions.kw["bind"], "image", vacuum=True)   # PostgreSQL: the rewrite's dead rows
     return checkpoint_id
 
 

@@ -152,3 +152,33 @@ def test_publish_gives_up_when_the_active_checkpoint_changes_midway(store, monke
         wanted = dict(s.execute(select(UncertaintyScore.image_id, UncertaintyScore.acquisition_rank)
                                 .where(UncertaintyScore.checkpoint_id == second)).all())
     assert copied == {i: wanted.get(i) for i in ids}
+
+
+def test_one_statement_lease_renews_passes_over_and_takes_over(store) -> None:
+    """Single reading on published ranks (db/fast_lease.py): a reload gets the held case back renewed, another
+    reader gets the next best, an expired lease on the best case is taken over, a skip goes behind."""
+    from datetime import timedelta
+
+    from db.models import CaseLease, utcnow
+    from db.reading import skip
+
+    project_id, _ids, (first, _) = _project(store)
+    queue_rank.publish(store.sessions, project_id)
+    with store.sessions.begin() as s:
+        order = list(s.scalars(select(Image.id).where(Image.project_id == project_id, Image.split == "train",
+                                                      Image.queue_rank.is_not(None)).order_by(Image.queue_rank)))
+        a, b = get_or_create_annotator(s, "a").id, get_or_create_annotator(s, "b").id
+    now = utcnow()
+    with write_session(store.sessions) as s:
+        project = s.get(Project, project_id)
+        held = next_case(s, project, a, first, now=now)
+        again = next_case(s, project, a, first, now=now + timedelta(minutes=5))
+        other = next_case(s, project, b, first, now=now)
+    assert held.image_id == again.image_id == order[0] and other.image_id == order[1]
+    assert again.expires_at > held.expires_at
+    later = now + timedelta(minutes=30)   # every lease expired: b takes over the best case, a's expired lease
+    with write_session(store.sessions) as s:
+        assert next_case(s, s.get(Project, project_id), b, first, now=later).image_id == order[0]
+        assert s.scalar(select(CaseLease.user_id).where(CaseLease.image_id == order[0])) == b
+        skip(s, s.get(Project, project_id), order[0], s.get(Annotator, b))   # behind b's queue now
+        assert next_case(s, s.get(Project, project_id), b, first, now=later).image_id == order[1]
