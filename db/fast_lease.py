@@ -1,4 +1,4 @@
-"""The one-statement lease of single reading on published queue ranks (db/queue_rank.py), built once per dialect.
+"""The one-statement lease on published queue ranks (db/queue_rank.py), built once per dialect.
 
 db/leases.py's general path reads the queue, then claims the case (lock, insert, savepoint on PostgreSQL): five
 or more round trips. Here one INSERT … SELECT … ON CONFLICT DO NOTHING finds and leases the best case. On
@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import DateTime, Integer, bindparam, exists, literal, select, true, tuple_, update
+from sqlalchemy import DateTime, Integer, bindparam, exists, func, literal, select, true, tuple_, update
 from sqlalchemy.orm import Session
 
 from db.analysis import best_ranked_query
@@ -30,39 +30,44 @@ def _params() -> dict[str, Any]:
             "since": bindparam("since", type_=_MOMENT)}
 
 
-def _insert_best(dialect: str, p: dict[str, Any], unless=None):
-    """INSERT of a lease on the best ranked case free for anyone (optionally: unless `unless` has rows)."""
+def _insert_best(dialect: str, p: dict[str, Any], readers: int, unless=None):
+    """INSERT of a lease on the best ranked case with a reader slot free for this reader (optionally: unless
+    `unless` has rows). The slot is the number of slot rows the case has (slots fill from 0); when that slot
+    is taken after all (an expired or released slot in between, a read committed since the snapshot) the
+    ON CONFLICT leaves it and the general path decides."""
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
     from db.leases import queue_conditions  # db.leases imports this module
 
-    best = best_ranked_query(p["project"], p["user"], p["since"], queue_conditions(p["user"], 1, p["now"]))
+    best = best_ranked_query(p["project"], p["user"], p["since"], queue_conditions(p["user"], readers, p["now"]))
     if dialect == "postgresql":
         best = best.with_for_update(skip_locked=True, of=Image.__table__)
     candidate = best.subquery()
-    rows = select(candidate.c.id, literal(0), p["project"], p["user"], p["expires"], p["now"])
+    slot = literal(0) if readers == 1 else (select(func.count()).select_from(CaseLease)
+                                            .where(CaseLease.image_id == candidate.c.id).scalar_subquery())
+    rows = select(candidate.c.id, slot, p["project"], p["user"], p["expires"], p["now"])
     rows = rows.where(true() if unless is None else ~exists(select(unless.c.image_id)))  # SQLite: WHERE before ON
     table = CaseLease.__table__
     return (insert(table).from_select(["image_id", "slot", "project_id", "user_id", "expires_at", "leased_at"],
                                       rows).on_conflict_do_nothing().returning(table.c.image_id))
 
 
-def _statement(kind: str, dialect: str):
-    key = f"{kind}:{dialect}"
+def _statement(kind: str, dialect: str, readers: int):
+    key = f"{kind}:{dialect}:{readers}"
     if key in _BUILT:
         return _BUILT[key]
     p = _params()
     if kind == "lease":
-        statement = _insert_best(dialect, p)
+        statement = _insert_best(dialect, p, readers)
     else:   # renew-or-lease (PostgreSQL): data-modifying CTEs see one snapshot and run once
         oldest = (select(CaseLease.image_id, CaseLease.slot)
                   .where(CaseLease.project_id == p["project"], CaseLease.user_id == p["user"],
                          CaseLease.expires_at > p["now"]).order_by(CaseLease.leased_at).limit(1))
         held = (update(CaseLease).where(tuple_(CaseLease.image_id, CaseLease.slot).in_(oldest))
                 .values(expires_at=p["expires"]).returning(CaseLease.image_id).cte("held"))
-        fresh = _insert_best(dialect, p, unless=held).cte("fresh")
+        fresh = _insert_best(dialect, p, readers, unless=held).cte("fresh")
         statement = select(held.c.image_id).union_all(select(fresh.c.image_id))
     _BUILT[key] = statement
     return statement
@@ -74,30 +79,30 @@ def _values(project_id: int, user_id: int, skipped_since: datetime | None, expir
             "expires": expires}
 
 
-def lease_best(session: Session, project_id: int, user_id: int, skipped_since: datetime | None,
+def lease_best(session: Session, project_id: int, user_id: int, readers: int, skipped_since: datetime | None,
                expires: datetime, now: datetime) -> int | None:
     """Lease the best ranked case free for anyone; None when its slot row exists (an expired lease) or none
     is left. The caller has checked that this reader holds no lease."""
-    statement = _statement("lease", session.get_bind().dialect.name)
+    statement = _statement("lease", session.get_bind().dialect.name, readers)
     return session.execute(statement, _values(project_id, user_id, skipped_since, expires, now)).scalar()
 
 
-def renew_or_lease_best(session: Session, project_id: int, user_id: int, skipped_since: datetime | None,
-                        expires: datetime, now: datetime) -> int | None:
+def renew_or_lease_best(session: Session, project_id: int, user_id: int, readers: int,
+                        skipped_since: datetime | None, expires: datetime, now: datetime) -> int | None:
     """PostgreSQL: the case this reader holds, renewed, or else a lease on the best ranked case; None as in
     lease_best."""
     connection = session.connection()
-    sql, defaults = _compiled_renew(connection.dialect)
+    sql, defaults = _compiled_renew(connection.dialect, readers)
     values = _values(project_id, user_id, skipped_since, expires, now)
     return connection.exec_driver_sql(sql, {**defaults, **values}).scalar()
 
 
-def _compiled_renew(dialect) -> tuple[str, dict[str, Any]]:
+def _compiled_renew(dialect, readers: int) -> tuple[str, dict[str, Any]]:
     """The renew-or-lease statement compiled once to driver SQL: SQLAlchemy's statement cache lost the
     anonymous bind values of a data-modifying CTE on its second use ("A value is required for bind
     parameter"); the driver string with the literal values kept beside it has nothing to lose."""
-    key = "renew:compiled"
+    key = f"renew:compiled:{readers}"
     if key not in _BUILT:
-        compiled = _statement("renew", "postgresql").compile(dialect=dialect)
+        compiled = _statement("renew", "postgresql", readers).compile(dialect=dialect)
         _BUILT[key] = (str(compiled), {k: v for k, v in compiled.params.items() if v is not None})
     return _BUILT[key]

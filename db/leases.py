@@ -113,12 +113,12 @@ def next_case(session: Session, project: Project, user_id: int, checkpoint_id: i
     now = now or utcnow()
     expires = now + lease_length(project)
     readers = readers_per_case(project)
-    # single reading on published ranks: one statement leases the best case (on PostgreSQL it also renews the
+    # published ranks: one statement leases the best case (on PostgreSQL it also renews the
     # case this reader holds); None sends the call down the general path, which decides the rare cases
-    fast = readers == 1 and not exclude_ids and published_for(session, project.id, checkpoint_id)
+    fast = not exclude_ids and published_for(session, project.id, checkpoint_id)
     on_postgresql = session.get_bind().dialect.name == "postgresql"
-    if fast and on_postgresql and (image_id := renew_or_lease_best(session, project.id, user_id, skipped_since,
-                                                                   expires, now)):
+    if fast and on_postgresql and (image_id := renew_or_lease_best(session, project.id, user_id, readers,
+                                                                   skipped_since, expires, now)):
         return Lease(image_id, expires)
     held = held_lease(session, project.id, user_id, now)
     if held is not None and held.image_id not in exclude_ids:
@@ -127,7 +127,7 @@ def next_case(session: Session, project: Project, user_id: int, checkpoint_id: i
         return Lease(held.image_id, expires)
     if held is not None:   # the reader moved past their held case (e.g. "next" after a skip): let it go
         release(session, held.image_id, user_id)
-    if fast and not on_postgresql and (image_id := lease_best(session, project.id, user_id, skipped_since,
+    if fast and not on_postgresql and (image_id := lease_best(session, project.id, user_id, readers, skipped_since,
                                                               expires, now)):
         return Lease(image_id, expires)
     tried = set(exclude_ids)   # the general path: double reading, cold start, an expired lease in the way

@@ -12,7 +12,7 @@ from db.analysis import next_to_label, replace_analysis
 from db.engine import write_session
 from db.labels import add_label, add_skip, retract_last
 from db.leases import next_case
-from db.models import Annotator, Checkpoint, Image, Project, UncertaintyScore
+from db.models import Annotator, CaseLease, Checkpoint, Image, Project, UncertaintyScore
 from db.projects import create_project, get_or_create_annotator
 from db.results import set_active
 from tests.test_concurrent_analysis import _rows as analysis_rows
@@ -182,3 +182,28 @@ def test_one_statement_lease_renews_passes_over_and_takes_over(store) -> None:
         assert s.scalar(select(CaseLease.user_id).where(CaseLease.image_id == order[0])) == b
         skip(s, s.get(Project, project_id), order[0], s.get(Annotator, b))   # behind b's queue now
         assert next_case(s, s.get(Project, project_id), b, first, now=later).image_id == order[1]
+
+
+def test_one_statement_lease_under_double_reading(store) -> None:
+    """readers_per_case = 2 on published ranks: the best case goes to two distinct readers (slots 0 and 1), a
+    third reader gets the next case, and a reader who read a case is never served it again."""
+    from db.project_settings import update as update_settings
+    from db.reading import answer
+
+    project_id, _ids, (first, _) = _project(store)
+    queue_rank.publish(store.sessions, project_id)
+    with store.sessions.begin() as s:
+        update_settings(s, s.get(Project, project_id), {"readers_per_case": 2})
+        order = list(s.scalars(select(Image.id).where(Image.project_id == project_id, Image.split == "train",
+                                                      Image.queue_rank.is_not(None)).order_by(Image.queue_rank)))
+        a, b, c = (get_or_create_annotator(s, name).id for name in "abc")
+    with write_session(store.sessions) as s:
+        project = s.get(Project, project_id)
+        served = [next_case(s, project, user, first).image_id for user in (a, b, c)]
+        slots = dict(s.execute(select(CaseLease.user_id, CaseLease.slot)
+                               .where(CaseLease.image_id == order[0])).all())
+    assert served == [order[0], order[0], order[1]] and slots == {a: 0, b: 1}
+    with write_session(store.sessions) as s:
+        project = s.get(Project, project_id)
+        answer(s, project, s.get(Image, order[0]), s.get(Annotator, a), 1)
+        assert next_case(s, project, a, first).image_id == order[1]   # not order[0] again; c holds slot 0 there
