@@ -17,6 +17,7 @@ from sqlalchemy import DateTime, Integer, bindparam, exists, func, literal, sele
 from sqlalchemy.orm import Session
 
 from db.analysis import best_ranked_query
+from db.lease_conditions import queue_conditions
 from db.models import CaseLease, Image
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)   # "skipped since" when the caller gives none
@@ -39,7 +40,6 @@ def _insert_best(dialect: str, p: dict[str, Any], readers: int, unless=None):
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
-    from db.leases import queue_conditions  # db.leases imports this module
 
     best = best_ranked_query(p["project"], p["user"], p["since"], queue_conditions(p["user"], readers, p["now"]))
     if dialect == "postgresql":
@@ -81,8 +81,8 @@ def _values(project_id: int, user_id: int, skipped_since: datetime | None, expir
 
 def lease_best(session: Session, project_id: int, user_id: int, readers: int, skipped_since: datetime | None,
                expires: datetime, now: datetime) -> int | None:
-    """Lease the best ranked case free for anyone; None when its slot row exists (an expired lease) or none
-    is left. The caller has checked that this reader holds no lease."""
+    """Lease the best ranked case with a reader slot free for this reader; None when that slot's row exists
+    (an expired or released lease) or none is left. The caller has checked that this reader holds no lease."""
     statement = _statement("lease", session.get_bind().dialect.name, readers)
     return session.execute(statement, _values(project_id, user_id, skipped_since, expires, now)).scalar()
 

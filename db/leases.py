@@ -12,11 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, exists, func, or_, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from db.analysis import next_to_label
 from db.fast_lease import lease_best, renew_or_lease_best
+from db.lease_conditions import in_use, queue_conditions
 from db.models import CaseLease, Image, Project, as_utc, utcnow
 from db.project_settings import effective
 from db.queue_rank import published_for
@@ -37,21 +38,6 @@ def lease_length(project: Project) -> timedelta:
 
 def readers_per_case(project: Project) -> int:
     return int(effective(project)["readers_per_case"])
-
-
-def _in_use(now: datetime):
-    """A slot row that counts: a finished read, or a lease not yet expired."""
-    return or_(CaseLease.expires_at.is_(None), CaseLease.expires_at > now)
-
-
-def queue_conditions(user_id: int, readers: int, now: datetime) -> tuple:
-    """Image conditions: this reader has no slot on it, and a slot is free for them."""
-    if readers == 1:   # no slot in use at all (this reader's own included: one condition, one anti-join less)
-        return (~exists().where(CaseLease.image_id == Image.id, _in_use(now)),)
-    mine = exists().where(CaseLease.image_id == Image.id, CaseLease.user_id == user_id, _in_use(now))
-    used = (select(func.count()).select_from(CaseLease)
-            .where(CaseLease.image_id == Image.id, _in_use(now)).scalar_subquery())
-    return (~mine, used < readers)
 
 
 def held_lease(session: Session, project_id: int, user_id: int, now: datetime) -> CaseLease | None:
@@ -120,7 +106,8 @@ def next_case(session: Session, project: Project, user_id: int, checkpoint_id: i
     if fast and on_postgresql and (image_id := renew_or_lease_best(session, project.id, user_id, readers,
                                                                    skipped_since, expires, now)):
         return Lease(image_id, expires)
-    held = held_lease(session, project.id, user_id, now)
+    # that statement found no held lease (it would have renewed it): no need to look again
+    held = None if fast and on_postgresql else held_lease(session, project.id, user_id, now)
     if held is not None and held.image_id not in exclude_ids:
         held.expires_at = expires
         session.flush()
@@ -199,5 +186,5 @@ def holder(session: Session, image_id: int, now: datetime | None = None) -> list
     """(user id, expiry or None for a finished read) of every slot in use on the case."""
     now = now or utcnow()
     rows = session.execute(select(CaseLease.user_id, CaseLease.expires_at)
-                           .where(CaseLease.image_id == image_id, _in_use(now))).all()
+                           .where(CaseLease.image_id == image_id, in_use(now))).all()
     return [(user_id, as_utc(expires) if expires else None) for user_id, expires in rows]
