@@ -113,8 +113,8 @@ def next_to_label(session: Session, project_id: int, annotator_id: int | None, c
 
     `conditions` narrow the pool further (db/leases.py: not leased to someone else, a reader slot free).
 
-    Usually one query: it walks the (checkpoint, acquisition_rank) index in rank order and stops at the
-    first eligible image. Unranked images (imported after the analysis) come next, by id; skipped last.
+    Usually one query: it walks ix_image_queue (ranks published onto the images, db/queue_rank.py), or else
+    the (checkpoint, acquisition_rank) index, in rank order and stops at the first eligible image. Unranked images (imported after the analysis) come next, by id; skipped last.
     """
     published = published_for(session, project_id, checkpoint_id)
     skipped, eligible = _queue_filters(project_id, annotator_id, skipped_since, exclude_ids, conditions, published)

@@ -24,6 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from db.base import Base, as_utc, utcnow  # noqa: F401 (re-exported: the rest of db/ imports them from here)
+from db.enums import LabelStatus
 
 
 class Project(Base):
@@ -65,7 +66,10 @@ class Annotator(Base):
     password_changed_at: Mapped[datetime | None] = mapped_column()
 
 
-QUEUE_INDEX_WHERE = text("split = 'train' AND label_status IN ('unlabeled', 'uncertain')")
+# Cases waiting for a label, as the literal SQL of ix_image_queue's predicate (db.analysis.QUEUE_STATUSES, spelled
+# from the same enum): the queue's query repeats it verbatim so the planner can match the partial index.
+QUEUE_INDEX_WHERE = text(f"split = 'train' AND label_status IN ('{LabelStatus.UNLABELED.value}', "
+                         f"'{LabelStatus.UNCERTAIN.value}')")
 
 
 class Image(Base):
