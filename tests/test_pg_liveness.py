@@ -3,6 +3,7 @@ connections that are fine (db.engine._drop_if_server_hung_up replaces pool_pre_p
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 from sqlalchemy import event, text
@@ -20,6 +21,14 @@ def test_a_terminated_backend_is_replaced_before_use() -> None:
             victim = connection.scalar(text("SELECT pg_backend_pid()"))
         with make_engine(os.environ["MEDSSL_TEST_PG_URL"]).connect() as admin:
             assert admin.scalar(text("SELECT pg_terminate_backend(:pid)"), {"pid": victim})
+            for _ in range(100):   # terminate only signals: wait until the backend has gone (and said so)
+                gone = not admin.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"),
+                                        {"pid": victim})
+                if gone:
+                    break
+                admin.rollback()   # a fresh snapshot of pg_stat_activity
+                time.sleep(0.05)
+            assert gone
         with engine.connect() as connection:   # the pooled connection is dead: a new one, no error
             assert connection.scalar(text("SELECT pg_backend_pid()")) != victim
     finally:

@@ -159,7 +159,7 @@ def test_one_statement_lease_renews_passes_over_and_takes_over(store) -> None:
     reader gets the next best, an expired lease on the best case is taken over, a skip goes behind."""
     from datetime import timedelta
 
-    from db.models import CaseLease, utcnow
+    from db.models import utcnow
     from db.reading import skip
 
     project_id, _ids, (first, _) = _project(store)
