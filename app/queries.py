@@ -128,28 +128,37 @@ def thumbnails(image_ids: list[int], size: int = 96) -> list[np.ndarray]:
     return out
 
 
-@st.cache_data(ttl=30, show_spinner=False)
-def relation_edges(checkpoint_id: int) -> pd.DataFrame:
-    """All kNN edges of a checkpoint (source, target, rank, similarity)."""
-    from db.models import RelationEdge
+def case_neighbours(checkpoint_id: int, image_id: int) -> pd.DataFrame:
+    """One case's nearest neighbours (target, rank, similarity), nearest first: an indexed read."""
+    from db.relations import neighbours
 
     with get_store().sessions.begin() as session:
-        rows = session.execute(select(RelationEdge.source_image_id, RelationEdge.target_image_id,
-                                      RelationEdge.rank, RelationEdge.similarity)
-                               .where(RelationEdge.checkpoint_id == checkpoint_id)).all()
-    return pd.DataFrame([tuple(r) for r in rows], columns=["source", "target", "rank", "similarity"])
+        rows = neighbours(session, checkpoint_id, image_id)
+    return pd.DataFrame(rows, columns=["target", "rank", "similarity"])
 
 
-def neighbour_disagreement(frame: pd.DataFrame, edges: pd.DataFrame, min_labeled: int = 3) -> pd.DataFrame:
-    """Labeled images whose labeled neighbours mostly carry another label: possible label errors."""
-    labels = frame.set_index("image_id")["label"]
-    labeled = labels[labels != "unlabeled"]
-    pairs = edges[edges["source"].isin(labeled.index) & edges["target"].isin(labeled.index)].copy()
-    pairs["source_label"] = labeled.reindex(pairs["source"]).to_numpy()
-    pairs["target_label"] = labeled.reindex(pairs["target"]).to_numpy()
-    pairs["disagrees"] = pairs["source_label"] != pairs["target_label"]
-    summary = pairs.groupby("source").agg(labeled_neighbours=("target", "size"), disagreeing=("disagrees", "sum"),
-                                          label=("source_label", "first"))
-    summary["share"] = summary["disagreeing"] / summary["labeled_neighbours"]
-    flagged = summary[(summary["labeled_neighbours"] >= min_labeled) & (summary["share"] > 0.5)]
-    return flagged.sort_values(["share", "labeled_neighbours"], ascending=False).reset_index(names="image_id")
+def edges_between(checkpoint_id: int, image_ids: list[int]) -> pd.DataFrame:
+    """The relation edges among a few images (source, target, rank, similarity), for the small graph."""
+    from db.relations import edges_among
+
+    with get_store().sessions.begin() as session:
+        rows = edges_among(session, checkpoint_id, image_ids)
+    return pd.DataFrame(rows, columns=["source", "target", "rank", "similarity"])
+
+
+def label_errors(project_id: int, checkpoint_id: int, limit: int, version: tuple[int, ...]) -> tuple[pd.DataFrame, int]:
+    """Possible label errors (image_id, labeled_neighbours, disagreeing, share), most contradicted first, at most
+    `limit`, and how many there are. Cached until frame_version changes (a label, a re-analysis)."""
+    return _label_errors(get_store().config.db_url, project_id, checkpoint_id, limit, version)
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _label_errors(db_url: str, project_id: int, checkpoint_id: int, limit: int,
+                  version: tuple[int, ...]) -> tuple[pd.DataFrame, int]:
+    from db.relations import label_disagreements
+
+    with get_store().sessions.begin() as session:
+        rows, total = label_disagreements(session, checkpoint_id, limit=limit)
+    flagged = pd.DataFrame(rows, columns=["image_id", "labeled_neighbours", "disagreeing"])
+    flagged["share"] = flagged["disagreeing"] / flagged["labeled_neighbours"].clip(lower=1)
+    return flagged, total

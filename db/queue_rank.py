@@ -14,6 +14,9 @@ the analysis rows as before; the queue uses the copy only when it names the acti
 """
 from __future__ import annotations
 
+import logging
+import threading
+
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -22,6 +25,7 @@ from db.models import Image, Project, UncertaintyScore
 from db.results import active_checkpoint_id
 
 BATCH = 2000
+log = logging.getLogger(__name__)
 
 
 def _lock_project(session: Session, project_id: int) -> Project | None:
@@ -61,6 +65,21 @@ def publish(sessions: sessionmaker[Session], project_id: int, batch: int = BATCH
         project.queue_checkpoint_id = checkpoint_id
     refresh_statistics(sessions.kw["bind"], "image", vacuum=True)   # PostgreSQL: the rewrite's dead rows
     return checkpoint_id
+
+
+def publish_in_background(sessions: sessionmaker[Session], project_id: int) -> threading.Thread:
+    """publish() on a daemon thread, for the app: at 100,000 images the copy takes seconds, which a click on
+    "Set active" should not wait for. Until it lands the queue serves the same order from the analysis rows
+    (published_for is false meanwhile), so nothing is served out of order, only a little slower."""
+    def run() -> None:
+        try:
+            publish(sessions, project_id)
+        except Exception:   # a thread's exception is otherwise lost; the next publish redoes it
+            log.exception("publishing queue ranks of project %s failed", project_id)
+
+    thread = threading.Thread(target=run, name=f"publish-queue-{project_id}", daemon=True)
+    thread.start()
+    return thread
 
 
 def published_for(session: Session, project_id: int, checkpoint_id: int | None) -> bool:

@@ -63,6 +63,48 @@ def test_train_page_shows_a_new_checkpoint_without_a_reload(app_server, tmp_path
         browser.close()
 
 
+def test_label_page_follows_a_new_models_queue_without_a_reload(app_server, tmp_path,  # noqa: F811
+                                                                 _isolated_home) -> None:
+    """Journey 2: while a reader labels, training finishes and its analysis ranks the pool; the very next key
+    press on the open Label page serves the new model's top-ranked case (no reload, no stale queue)."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from db.models import Image, UncertaintyScore
+    from db.queue_rank import publish
+    from db.results import add_checkpoint
+
+    rng = np.random.default_rng(2)
+    np.savez(tmp_path / "train.npz", images=rng.integers(0, 255, (8, 32, 32), dtype=np.uint8),
+             labels=np.full(8, -1))
+    assert main(["import", "--project", "reorder", "--task", "multiclass", "--classes", "normal,pneumonia",
+                 "--source", str(tmp_path / "train.npz")]) == 0
+    caption = "[data-testid='stImageCaption']"
+    with sync_playwright() as p:
+        browser, page = new_page(p)
+        page.goto(f"{app_server}/label")
+        expect(page.get_by_role("button", name="2 · pneumonia")).to_be_visible(timeout=30_000)
+        first = page.locator(caption).first.inner_text()
+        page.keyboard.press("1")                                   # labeling goes on in the cold-start order
+        expect(page.locator(caption).first).not_to_have_text(first)
+        shown = int(page.locator(caption).first.inner_text().split()[1])
+        store = open_store(StoreConfig.from_env(home=_isolated_home))
+        with store.sessions.begin() as s:   # what a finished train + analyze job leaves: ranks, then published
+            project_id = s.scalar(select(Image.project_id))
+            ids = list(s.scalars(select(Image.id).where(Image.current_label_id.is_(None)).order_by(Image.id)))
+            ranked = [i for i in reversed(ids) if i != shown]        # the model wants the last imported first
+            checkpoint = add_checkpoint(s, project_id, None, "src_mt", "compact_cnn", "checkpoints/x.pt", {}, {},
+                                        1, "abc")
+            s.add_all(UncertaintyScore(checkpoint_id=checkpoint.id, image_id=i, entropy=0.5,
+                                       acquisition_rank=rank) for rank, i in enumerate(ranked))
+        publish(store.sessions, project_id)
+        store.dispose()
+        page.keyboard.press("2")                                   # the shown case answered: the next one is…
+        expect(page.locator(caption).first).to_contain_text(f"image {ranked[0]} ", timeout=4_000)
+        page.keyboard.press("1")
+        expect(page.locator(caption).first).to_contain_text(f"image {ranked[1]} ", timeout=4_000)
+        browser.close()
+
+
 PAGES = ["projects", "label", "train", "explore", "relations", "uncertain", "models", "export"]
 
 

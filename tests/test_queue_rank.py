@@ -207,3 +207,21 @@ def test_one_statement_lease_under_double_reading(store) -> None:
         project = s.get(Project, project_id)
         answer(s, project, s.get(Image, order[0]), s.get(Annotator, a), 1)
         assert next_case(s, project, a, first).image_id == order[1]   # not order[0] again; c holds slot 0 there
+
+
+def test_background_publish_lands_and_a_failure_is_logged_not_raised(store, monkeypatch, caplog) -> None:
+    """The Train page's "Set active" copies the ranks on a thread (seconds at 100k images): it lands."""
+    project_id, _ids, (_first, second) = _project(store)
+    with store.sessions.begin() as s:
+        set_active(s, second)
+    queue_rank.publish_in_background(store.sessions, project_id).join(30)
+    with store.sessions.begin() as s:
+        assert s.get(Project, project_id).queue_checkpoint_id == second
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(queue_rank, "publish", broken)
+    with caplog.at_level("ERROR", logger="db.queue_rank"):
+        queue_rank.publish_in_background(store.sessions, project_id).join(30)
+    assert "publishing queue ranks of project" in caplog.text

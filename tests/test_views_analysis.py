@@ -62,7 +62,7 @@ def test_explore_uncertain_and_relations_pages(analyzed_project) -> None:
         from app.views.relations import _label_errors
 
         _label_errors(pd.DataFrame({"image_id": [1, 2], "labeled_neighbours": [5, 4], "disagreeing": [4, 3],
-                                    "label": ["normal", "pneumonia"], "share": [0.8, 0.75]}))
+                                    "label": ["normal", "pneumonia"], "share": [0.8, 0.75]}), 2)
 
     from streamlit.testing.v1 import AppTest
 
@@ -108,19 +108,6 @@ def test_explore_uncertain_and_relations_pages(analyzed_project) -> None:
     with store.sessions.begin() as s:
         assert s.scalars(select(Job.kind).where(Job.status == "queued")).all() == ["export"]
     store.dispose()
-
-
-def test_neighbour_disagreement_flags_a_case_its_labeled_neighbours_contradict() -> None:
-    import pandas as pd
-
-    from app.queries import neighbour_disagreement
-
-    frame = pd.DataFrame({"image_id": [1, 2, 3, 4, 5], "label": ["a", "b", "b", "b", "unlabeled"]})
-    edges = pd.DataFrame({"source": [1, 1, 1, 1, 2, 2, 2], "target": [2, 3, 4, 5, 3, 4, 1],
-                          "rank": [0, 1, 2, 3, 0, 1, 2], "similarity": [0.9] * 7})
-    flagged = neighbour_disagreement(frame, edges)
-    assert flagged["image_id"].tolist() == [1]               # 3 of 3 labeled neighbours say 'b'
-    assert flagged["share"].iloc[0] == 1.0
 
 
 def test_pages_without_model_explain_the_next_step(tmp_path) -> None:

@@ -10,10 +10,12 @@ from app import state
 from app.links import open_in_label
 from app.queries import (
     active_checkpoint_id,
+    case_neighbours,
     current_project,
+    edges_between,
+    frame_version,
     image_frame,
-    neighbour_disagreement,
-    relation_edges,
+    label_errors,
     thumbnails,
 )
 from app.text import md
@@ -35,19 +37,23 @@ def render() -> None:
         return
     st.title(f"Relations · {md(project.name)}")
     checkpoint_id = active_checkpoint_id(project.id)
-    edges = relation_edges(checkpoint_id) if checkpoint_id else pd.DataFrame()
-    if edges.empty:
+    version = frame_version(project.id, checkpoint_id) if checkpoint_id else None
+    if not checkpoint_id or not version[-1]:     # no analysis rows for the active checkpoint yet
         st.info("No relation graph yet: it is computed by the analysis after training.")
         return
-    frame = image_frame(project.id, checkpoint_id).set_index("image_id")
-    flagged = neighbour_disagreement(frame.reset_index(), edges)
+    frame = image_frame(project.id, checkpoint_id, version=version).set_index("image_id")
+    flagged, n_flagged = label_errors(project.id, checkpoint_id, LABEL_ERRORS_SHOWN, version)
+    flagged.insert(1, "label", frame["label"].reindex(flagged["image_id"]).to_numpy())
     default = state.get(state.CURRENT_IMAGE) or int(flagged["image_id"].iloc[0] if len(flagged) else frame.index[0])
     case = int(st.number_input("case (image id)", min_value=int(frame.index.min()), max_value=int(frame.index.max()),
                                value=int(default) if default in frame.index else int(frame.index[0])))
     if case not in frame.index:
         st.warning(f"No image {case} in this project.")
         return
-    neighbours = edges[edges["source"] == case].sort_values("rank")
+    neighbours = case_neighbours(checkpoint_id, case)
+    if neighbours.empty:
+        st.info(f"Image {case} has no neighbours in checkpoint {checkpoint_id}'s graph (not analyzed).")
+        return
     row = frame.loc[case]
     st.write(f"**image {case}** · label **{md(row['label'])}** · model **{md(row['predicted'])}**")
     labeled = frame.loc[neighbours["target"]]
@@ -61,22 +67,23 @@ def render() -> None:
     st.image(thumbnails(ids, 112), caption=captions, width=112)
     nodes = _layout(case, neighbours)
     nodes["label"] = frame.loc[nodes["image_id"], "label"].to_numpy()
-    within = edges[edges["source"].isin(ids) & edges["target"].isin(ids)]
+    within = edges_between(checkpoint_id, ids)
     st.plotly_chart(relation_graph(case, nodes, within, list(project.classes)), width="stretch")
     st.button("Open this case in Label", on_click=open_in_label, args=(case,))
-    _label_errors(flagged)
+    _label_errors(flagged, n_flagged)
 
 
-LABEL_ERRORS_SHOWN = 200
+LABEL_ERRORS_SHOWN = 100
 
 
-def _label_errors(flagged: pd.DataFrame) -> None:
+def _label_errors(flagged: pd.DataFrame, total: int) -> None:
     """The flagged cases with thumbnails; picking a row offers it on this page or in Label (issue 13 item 10)."""
-    st.subheader(f"Possible label errors ({len(flagged)})")
-    st.caption("Labeled cases where most labeled neighbours carry another label. Pick a row to look at it.")
+    st.subheader(f"Possible label errors ({total})")
+    st.caption("Labeled cases where most labeled neighbours carry another label. Pick a row to look at it."
+               + (f" The {len(flagged)} most contradicted are listed." if total > len(flagged) else ""))
     if flagged.empty:
         return
-    shown = flagged.head(LABEL_ERRORS_SHOWN).copy()
+    shown = flagged.copy()
     shown.insert(1, "preview", [data_url(t) for t in thumbnails(shown["image_id"].astype(int).tolist(), 64)])
     event = st.dataframe(shown, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row",
                          key="relations.label_errors",

@@ -11,7 +11,7 @@ from app.resources import get_store
 from app.text import md
 from db.jobs import enqueue, job_dict, request_cancel
 from db.models import Job, Project
-from db.queue_rank import publish as publish_queue_ranks
+from db.queue_rank import publish_in_background
 from db.readiness import training_readiness
 from db.results import list_checkpoints, set_active
 
@@ -119,7 +119,7 @@ def _checkpoints(project: Project) -> None:
     if st.button("Set active") and pick is not None:
         with get_store().sessions.begin() as session:
             set_active(session, int(pick), actor=acting_user(session))
-        publish_queue_ranks(get_store().sessions, project.id)   # the Label queue follows the rollback
+        publish_in_background(get_store().sessions, project.id)   # the Label queue follows the rollback
         st.toast(f"checkpoint {pick} is active")
 
 

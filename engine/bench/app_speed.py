@@ -136,7 +136,8 @@ def _start_app(home: Path) -> tuple[subprocess.Popen, int]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    env = {**os.environ, "MEDSSL_HOME": str(home), "MEDSSL_AUTOSTART_WORKER": "0"}
+    # single-user mode (loopback only): the bench times pages, not the login form
+    env = {**os.environ, "MEDSSL_HOME": str(home), "MEDSSL_AUTOSTART_WORKER": "0", "MEDSSL_AUTH": "off"}
     server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.port", str(port)],
                               cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(6)
