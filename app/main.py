@@ -16,6 +16,7 @@ from app.keyboard import keep_shortcuts_alive
 from app.navigation import pages
 from app.resources import get_store
 from app.url_state import last_project, remember_project, show_project, url_project
+from app.widgets.prefetch import prefetch_chart_library
 from app.worker_control import ensure_worker
 from db.projects import list_projects
 
@@ -55,6 +56,7 @@ user = require_login()
 if user is None:
     st.stop()
 sidebar(user)
+prefetch_chart_library()
 navigation = st.navigation(list(pages(user).values()))
 try:
     navigation.run()
