@@ -51,6 +51,14 @@ def _bulk_label_and_tell(project: Project, ids: list[int], class_index: int) -> 
     st.toast(f"labeled {done} images" + (f"; {len(problems)} left alone: {md(problems[0])}" if problems else ""))
 
 
+def gallery_order(chosen: list[int], disagree: list[int], limit: int = GALLERY_MAX) -> list[int]:
+    """The gallery's cases: those the model disagrees on first, then the rest, at most `limit`. Linear in the
+    selection: the set of disagreeing ids was once rebuilt for every selected case, and a box over 22,000
+    points took 38 s to show its panel."""
+    disagreeing = set(disagree)
+    return (disagree + [i for i in chosen if i not in disagreeing])[:limit]
+
+
 def _selection(frame: pd.DataFrame, project: Project, ids: list[int]) -> None:
     chosen = frame[frame["image_id"].isin(ids)].copy()
     if len(chosen) == 1:
@@ -70,8 +78,7 @@ def _selection(frame: pd.DataFrame, project: Project, ids: list[int]) -> None:
                    + ", ".join(map(str, disagree["image_id"].tolist()[:30])))
     st.button(f"Label {len(unlabeled)} unlabeled as '{md(target)}'", type="primary", disabled=unlabeled.empty,
               on_click=_bulk_label_and_tell, args=(project, unlabeled["image_id"].tolist(), index))
-    ordered = list(disagree["image_id"]) + [i for i in chosen["image_id"] if i not in set(disagree["image_id"])]
-    shown = [int(i) for i in ordered[:GALLERY_MAX]]
+    shown = [int(i) for i in gallery_order(chosen["image_id"].tolist(), disagree["image_id"].tolist())]
     captions = chosen.set_index("image_id").loc[shown]
     st.image(thumbnails(shown), caption=[f"{i} · {captions.loc[i, 'label']} · model {captions.loc[i, 'predicted']}"
                                          for i in shown], width=96)
