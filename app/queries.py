@@ -146,14 +146,14 @@ def edges_between(checkpoint_id: int, image_ids: list[int]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["source", "target", "rank", "similarity"])
 
 
-def label_errors(project_id: int, checkpoint_id: int, limit: int, version: tuple[int, ...]) -> tuple[pd.DataFrame, int]:
+def label_errors(checkpoint_id: int, limit: int, version: tuple[int, ...]) -> tuple[pd.DataFrame, int]:
     """Possible label errors (image_id, labeled_neighbours, disagreeing, share), most contradicted first, at most
     `limit`, and how many there are. Cached until frame_version changes (a label, a re-analysis)."""
-    return _label_errors(get_store().config.db_url, project_id, checkpoint_id, limit, version)
+    return _label_errors(get_store().config.db_url, checkpoint_id, limit, version)
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
-def _label_errors(db_url: str, project_id: int, checkpoint_id: int, limit: int,
+def _label_errors(db_url: str, checkpoint_id: int, limit: int,
                   version: tuple[int, ...]) -> tuple[pd.DataFrame, int]:
     from db.relations import label_disagreements
 

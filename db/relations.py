@@ -14,12 +14,15 @@ from db.models import Image, Label, RelationEdge
 
 
 def neighbours(session: Session, checkpoint_id: int, image_id: int) -> list[tuple[int, int, float]]:
-    """(target image id, rank, similarity) of one case's nearest neighbours, nearest first."""
+    """(target image id, rank, similarity) of one case's nearest neighbours, nearest first: one row per other
+    image (a graph written by another tool may repeat a target or hold the case itself; the nearest wins)."""
     rows = session.execute(select(RelationEdge.target_image_id, RelationEdge.rank, RelationEdge.similarity)
                            .where(RelationEdge.checkpoint_id == checkpoint_id,
-                                  RelationEdge.source_image_id == image_id)
+                                  RelationEdge.source_image_id == image_id,
+                                  RelationEdge.target_image_id != image_id)
                            .order_by(RelationEdge.rank)).all()
-    return [(int(t), int(r), float(s)) for t, r, s in rows]
+    first = {int(t): (int(r), float(s)) for t, r, s in reversed(rows)}   # reversed: the nearest is written last
+    return sorted(((t, r, s) for t, (r, s) in first.items()), key=lambda row: row[1])
 
 
 def edges_among(session: Session, checkpoint_id: int, image_ids: list[int]) -> list[tuple[int, int, int, float]]:

@@ -40,6 +40,11 @@ def test_neighbours_come_nearest_first_and_edges_among_stay_inside_the_set(store
             [(ids[0], ids[1]), (ids[0], ids[2]), (ids[1], ids[2]), (ids[1], ids[0]), (ids[2], ids[1]),
              (ids[2], ids[0])])
         assert edges_among(s, ckpt, []) == []
+        s.add_all(RelationEdge(checkpoint_id=ckpt, source_image_id=ids[0], target_image_id=t, rank=r, similarity=0.1)
+                  for t, r in ((ids[2], 8), (ids[0], 9)))   # a repeated target and a self edge
+        s.flush()
+        assert neighbours(s, ckpt, ids[0]) == [(ids[1], 0, 0.9), (ids[2], 1, 0.8), (ids[3], 2, 0.7),
+                                               (ids[4], 3, 0.6)]
 
 
 def test_label_disagreements_flag_a_case_most_labeled_neighbours_contradict(store) -> None:

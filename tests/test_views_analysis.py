@@ -57,16 +57,16 @@ def test_explore_uncertain_and_relations_pages(analyzed_project) -> None:
     assert any(s.value.startswith("Possible label errors") for s in at.subheader)
     at.run()   # a rerun reads the cached label-error frame again (a run once changed it in place and the next failed)
     assert not at.exception and any(s.value.startswith("Possible label errors") for s in at.subheader)
-    from sqlalchemy import select as sql_select
+    from sqlalchemy import select
 
-    from db.config import StoreConfig as Config
+    from db.config import StoreConfig
     from db.models import RelationEdge
-    from db.store import open_store as open_db
+    from db.store import open_store
 
     case = int(at.number_input[0].value)
-    db = open_db(Config.from_env())
+    db = open_store(StoreConfig.from_env())
     with db.sessions.begin() as s:   # a repeated target and a self edge (a graph from another tool) once crashed it
-        edge = s.scalars(sql_select(RelationEdge).where(RelationEdge.source_image_id == case)).first()
+        edge = s.scalars(select(RelationEdge).where(RelationEdge.source_image_id == case)).first()
         s.add_all([RelationEdge(checkpoint_id=edge.checkpoint_id, source_image_id=case, target_image_id=t, rank=r,
                                 similarity=0.5) for t, r in ((edge.target_image_id, 98), (case, 99))])
     db.dispose()

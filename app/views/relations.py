@@ -42,7 +42,7 @@ def render() -> None:
         st.info("No relation graph yet: it is computed by the analysis after training.")
         return
     frame = image_frame(project.id, checkpoint_id, version=version).set_index("image_id")
-    flagged, n_flagged = label_errors(project.id, checkpoint_id, LABEL_ERRORS_SHOWN, version)
+    flagged, n_flagged = label_errors(checkpoint_id, LABEL_ERRORS_SHOWN, version)
     flagged = flagged.copy()   # the cached frame is shared by every run: add columns to a copy
     flagged.insert(1, "label", frame["label"].reindex(flagged["image_id"]).to_numpy())
     default = state.get(state.CURRENT_IMAGE) or int(flagged["image_id"].iloc[0] if len(flagged) else frame.index[0])
@@ -52,8 +52,6 @@ def render() -> None:
         st.warning(f"No image {case} in this project.")
         return
     neighbours = case_neighbours(checkpoint_id, case)
-    # one row per other image: a graph written by another tool may repeat a target or hold the case itself
-    neighbours = neighbours[neighbours["target"] != case].drop_duplicates("target")
     if neighbours.empty:
         st.info(f"Image {case} has no neighbours in checkpoint {checkpoint_id}'s graph (not analyzed).")
         return
