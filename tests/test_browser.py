@@ -30,6 +30,11 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on this machine (CI installs Debian's)")]
 ANNOTATOR = "dr_browser"
+# The page's own chart, not the empty chart app/widgets/prefetch.py draws in the sidebar on a session's first run
+# (matching that one made the Explore wait stop before the map existed: CI, stop 21).
+MAIN_CHART = "[data-testid='stMain'] .js-plotly-plot"
+MAP_DRAWN = ("() => { const g = document.querySelector(\"" + MAIN_CHART + "\");"
+             " return !!(g && g._fullData && g._fullData.length); }")
 
 
 def _free_port() -> int:
@@ -156,13 +161,13 @@ def test_label_train_explore_in_a_real_browser(app_server, tmp_path, _isolated_h
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline:        # the worker trains, then analyzes; the map appears
             page.goto(f"{app_server}/explore")
-            ready = page.locator(".js-plotly-plot").or_(page.get_by_text("No model yet")).or_(
+            ready = page.locator(MAIN_CHART).or_(page.get_by_text("No model yet")).or_(
                 page.get_by_text("is not analyzed yet"))
             expect(ready.first).to_be_visible(timeout=30_000)  # WebGL map: slow while a worker trains on every core
-            if page.locator(".js-plotly-plot").count():
+            if page.locator(MAIN_CHART).count():
                 break
             page.wait_for_timeout(2000)
-        expect(page.locator(".js-plotly-plot").first).to_be_visible()
+        expect(page.locator(MAIN_CHART).first).to_be_visible()
         page.wait_for_timeout(1500)
         page.screenshot(path=str(shots / "4-explore.png"))
         _explore_click_and_box_select(page, shots)
@@ -218,10 +223,9 @@ def _explore_click_and_box_select(page, shots: Path) -> None:
     selected -> gallery with the bulk-label button (not pressed: the label rows are checked afterwards)."""
     from playwright.sync_api import expect
 
-    page.wait_for_function("() => { const g = document.querySelector('.js-plotly-plot');"
-                           " return !!(g && g._fullData && g._fullData.length); }", timeout=60_000)
+    page.wait_for_function(MAP_DRAWN, timeout=60_000)
     point = page.evaluate("""() => {
-        const g = document.querySelector('.js-plotly-plot'), L = g._fullLayout, t = g._fullData[0];
+        const g = document.querySelector("[data-testid='stMain'] .js-plotly-plot"), L = g._fullLayout, t = g._fullData[0];
         const box = g.querySelector('.nsewdrag').getBoundingClientRect();
         return {x: box.left + L.xaxis.d2p(t.x[0]), y: box.top + L.yaxis.d2p(t.y[0]),
                 left: box.left, top: box.top, right: box.right, bottom: box.bottom}; }""")
@@ -234,9 +238,8 @@ def _explore_click_and_box_select(page, shots: Path) -> None:
     expect(page.locator("[data-testid='stImageCaption']").first).to_contain_text(f"image {image_id} ")
 
     page.locator("[data-testid='stSidebarNav'] a[href$='/explore']").click()
-    page.wait_for_function("() => { const g = document.querySelector('.js-plotly-plot');"
-                           " return !!(g && g._fullData && g._fullData.length); }", timeout=60_000)
-    page.locator(".js-plotly-plot").first.hover()
+    page.wait_for_function(MAP_DRAWN, timeout=60_000)
+    page.locator(MAIN_CHART).first.hover()
     page.locator('[data-title="Box Select"]').first.click()
     page.mouse.move(point["left"] + 2, point["top"] + 2)
     page.mouse.down()

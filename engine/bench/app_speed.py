@@ -116,7 +116,7 @@ def server_times(repeats: int) -> dict[str, float]:
             "explore_server_median_ms": ms(explore_runs), "baseline_projects_page_median_ms": ms(baseline)}
 
 
-DRAWN = ("() => { const g = document.querySelector('.js-plotly-plot');"   # Plotly attaches the drawn traces
+DRAWN = ("() => { const g = document.querySelector(\"[data-testid='stMain'] .js-plotly-plot\");"   # Plotly attaches the drawn traces
          " return !!(g && g._fullData && g._fullData.length && g._fullLayout); }")
 PAINTED = "() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(() => done(true))))"
 
