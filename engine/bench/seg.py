@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from engine.bench import command, float_metrics, fraction_report, load_results, machine, write_json
+from engine.bench import command, float_metrics, fraction_report, machine, write_json
+from engine.bench.shared_results import SharedResults
 
 log = logging.getLogger(__name__)
 SUMMARY_KEYS = ("test_dice", "val_dice", "test_jaccard", "test_hd95", "test_asd", "train_seconds", "epochs_run")
@@ -50,21 +51,16 @@ def run(args: argparse.Namespace) -> int:
         return 2
     splits = {s: np.load(args.data / f"{s}.npz") for s in ("train", "val", "test")}
     results_path = args.out / "results.json"
-    results = load_results(results_path)
-    results["runs"].append({"command": command("python -m engine bench seg", add_arguments, args),
-                            "machine": machine(args.threads),
-                            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
-    run_index = len(results["runs"]) - 1
-    done = {(r["method"], r["label_fraction"], r["seed"]) for r in results["rows"]}
+    shared = SharedResults(results_path)
+    run_index = shared.add_run({"command": command("python -m engine bench seg", add_arguments, args),
+                                "machine": machine(args.threads), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    key = lambda r: (r["method"], r["label_fraction"], r["seed"])
     for fraction in [float(f) for f in args.label_fractions.split(",")]:
         for seed in [int(s) for s in args.seeds.split(",")]:
             for method in methods:
-                if (method, fraction, seed) not in done:
-                    row = _run_cell(args, splits, method, fraction, seed)
-                    results["rows"].append({"run": run_index, **row})
-                    done.add((method, fraction, seed))
-                    write_json(results_path, results)
-    write_json(results_path, results)
+                if (method, fraction, seed) not in shared.done(key):
+                    shared.add_row({"run": run_index, **_run_cell(args, splits, method, fraction, seed)})
+    results = shared.read()
     _report(results, args.out, splits["test"])
     print(f"wrote {results_path}, {args.out / 'results.md'}, {args.out / 'test_dice.png'}")
     return 0

@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 
 from engine.bench import class_names as dataset_class_names
-from engine.bench import command, float_metrics, fraction_report, load_results, machine, write_json
+from engine.bench import command, float_metrics, fraction_report, machine, write_json
+from engine.bench.shared_results import SharedResults
 
 log = logging.getLogger(__name__)
 SUMMARY_KEYS = ("test_auc", "val_auc", "test_sensitivity", "test_specificity", "test_f1", "test_ece",
@@ -56,27 +57,25 @@ def run(args: argparse.Namespace) -> int:
     splits = {s: np.load(args.data / f"{s}.npz") for s in ("train", "val", "test")}
     class_names = dataset_class_names(args.data, splits["train"]["labels"])
     results_path = args.out / "results.json"
-    results = load_results(results_path)
-    results["runs"].append({"command": command("python -m engine bench ssl", add_arguments, args),
-                            "machine": machine(args.threads), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
-    run_index = len(results["runs"]) - 1
-    done = {(r["method"], r["label_fraction"], r["seed"]) for r in results["rows"]}
+    shared = SharedResults(results_path, _public)
+    run_index = shared.add_run({"command": command("python -m engine bench ssl", add_arguments, args),
+                                "machine": machine(args.threads), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    key = lambda r: (r["method"], r["label_fraction"], r["seed"])
     for fraction in [float(f) for f in args.label_fractions.split(",")]:
         for seed in [int(s) for s in args.seeds.split(",")]:
             for method in methods:
                 cell = (method, fraction, seed)
-                if cell not in done:
+                if cell not in shared.done(key):
                     row = _run_cell(args, splits, class_names, method, fraction, seed, {})
-                    _add(results, results_path, {"run": run_index, **row}, done)
+                    shared.add_row({"run": run_index, **row})
                 matched = f"supervised@{method}"
                 if method in ("supervised", "plain") or "supervised" not in methods or args.no_matched_baseline or \
-                        (matched, fraction, seed) in done:
+                        (matched, fraction, seed) in shared.done(key):
                     continue
                 source = json.loads((args.out / "cells" / f"{method}_{fraction}_{seed}.json").read_text())["row"]
                 row = _run_cell(args, splits, class_names, "supervised", fraction, seed, _matching(args, source))
-                _add(results, results_path, {"run": run_index, **row, "method": matched}, done)
-    write_json(results_path, {"runs": results["runs"], "rows": [_public(r) for r in results["rows"]]})
-    _report(results, args.out)
+                shared.add_row({"run": run_index, **row, "method": matched})
+    _report(shared.read(), args.out)
     print(f"wrote {results_path}, {args.out / 'results.md'}, {args.out / 'test_auc.png'}")
     return 0
 
@@ -148,12 +147,6 @@ def _evaluate(cfg, result, test, class_names, in_chans) -> dict[str, dict[str, A
         probs, _ = predict_tensor(model, images, views, "multiclass")
         out[role] = classification_metrics(probs, test["labels"].astype(np.int64), "multiclass", class_names)
     return out
-
-
-def _add(results: dict, path: Path, row: dict[str, Any], done: set) -> None:
-    results["rows"].append(row)
-    done.add((row["method"], row["label_fraction"], row["seed"]))
-    write_json(path, {"runs": results["runs"], "rows": [_public(r) for r in results["rows"]]})
 
 
 def _public(row: dict[str, Any]) -> dict[str, Any]:
