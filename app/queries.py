@@ -110,6 +110,29 @@ def _image_frame(db_url: str, project_id: int, checkpoint_id: int | None, mapped
     return frame.sort_values("image_id", ignore_index=True)   # sorting here beats SQLite's temp B-tree
 
 
+def case_rows(project_id: int, checkpoint_id: int, image_ids: list[int]) -> pd.DataFrame:
+    """Label and prediction (class names; "unlabeled" when none) of a few of the project's images, indexed by
+    image_id; ids not in the project are absent. Relations reads its dozen cases this way instead of the whole
+    project's frame, which was most of its first visit's server time (0.13 s of 0.3 s at 5,808 images)."""
+    with get_store().sessions.begin() as session:
+        classes = session.get(Project, project_id).classes
+        rows = session.connection().execute(
+            select(Image.id, cast(Label.value, Text), cast(Prediction.predicted, Text))
+            .outerjoin(Label, Label.id == Image.current_label_id)
+            .outerjoin(Prediction, (Prediction.image_id == Image.id) & (Prediction.checkpoint_id == checkpoint_id))
+            .where(Image.project_id == project_id, Image.id.in_([int(i) for i in image_ids]))).all()
+    frame = pd.DataFrame(rows, columns=["image_id", "label_value", "predicted_value"]).set_index("image_id")
+    frame["label"] = pd.Series(_decode_json_column(frame["label_value"].tolist(), classes)[1],
+                               index=frame.index, dtype=object).replace("", "unlabeled")
+    frame["predicted"] = _decode_json_column(frame["predicted_value"].tolist(), classes)[1]
+    return frame[["label", "predicted"]]
+
+
+def first_image_id(project_id: int) -> int | None:
+    with get_store().sessions.begin() as session:
+        return session.scalar(select(func.min(Image.id)).where(Image.project_id == project_id))
+
+
 def thumbnails(image_ids: list[int], size: int = 96) -> list[np.ndarray]:
     """Small uint8 previews from the stored originals (windowed when deep)."""
     import cv2

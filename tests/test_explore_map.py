@@ -163,6 +163,23 @@ def test_cached_frame_follows_new_labels(mapped_project) -> None:
     assert fresh.loc[[1, 2], "label_value"].tolist() == [1, 1]
 
 
+def test_case_rows_agree_with_the_project_frame_and_leave_out_other_ids(mapped_project) -> None:
+    """Relations reads its dozen cases with case_rows instead of the whole frame: the same labels and
+    predictions, "unlabeled" where no label, and an id outside the project is simply absent."""
+    from app.queries import case_rows, first_image_id, image_frame
+
+    project_id, checkpoint_id = mapped_project
+    _label([3], 0)
+    rows = case_rows(project_id, checkpoint_id, [3, 4, 299, 10_000])
+    full = image_frame(project_id, checkpoint_id).set_index("image_id")
+    assert sorted(rows.index) == [3, 4, 299]
+    for image_id in (3, 4, 299):
+        assert rows.loc[image_id, "label"] == full.loc[image_id, "label"]
+        assert rows.loc[image_id, "predicted"] == full.loc[image_id, "predicted"]
+    assert rows.loc[3, "label"] == "normal" and rows.loc[4, "label"] == "unlabeled"
+    assert first_image_id(project_id) == 1 and first_image_id(project_id + 1) is None
+
+
 def test_explore_caps_first_paint_with_a_notice_and_show_all_draws_every_point(mapped_project, monkeypatch) -> None:
     from app.views import explore
     from tests.test_views import _page_app

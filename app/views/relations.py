@@ -11,10 +11,11 @@ from app.links import open_in_label
 from app.queries import (
     active_checkpoint_id,
     case_neighbours,
+    case_rows,
     current_project,
     edges_between,
+    first_image_id,
     frame_version,
-    image_frame,
     label_errors,
     thumbnails,
 )
@@ -41,33 +42,35 @@ def render() -> None:
     if not checkpoint_id or not version[-1]:     # no analysis rows for the active checkpoint yet
         st.info("No relation graph yet: it is computed by the analysis after training.")
         return
-    frame = image_frame(project.id, checkpoint_id, version=version).set_index("image_id")
     flagged, n_flagged = label_errors(checkpoint_id, LABEL_ERRORS_SHOWN, version)
     flagged = flagged.copy()   # the cached frame is shared by every run: add columns to a copy
-    flagged.insert(1, "label", frame["label"].reindex(flagged["image_id"]).to_numpy())
-    default = state.get(state.CURRENT_IMAGE) or int(flagged["image_id"].iloc[0] if len(flagged) else frame.index[0])
-    case = int(st.number_input("case (image id)", min_value=int(frame.index.min()), max_value=int(frame.index.max()),
-                               value=int(default) if default in frame.index else int(frame.index[0])))
-    if case not in frame.index:
+    flagged.insert(1, "label", case_rows(project.id, checkpoint_id, flagged["image_id"].tolist())["label"]
+                   .reindex(flagged["image_id"]).to_numpy())
+    default = state.get(state.CURRENT_IMAGE)
+    if default is None or int(default) not in case_rows(project.id, checkpoint_id, [int(default)]).index:
+        default = int(flagged["image_id"].iloc[0]) if len(flagged) else first_image_id(project.id)
+    case = int(st.number_input("case (image id)", min_value=1, value=int(default or 1), step=1))
+    neighbours = case_neighbours(checkpoint_id, case)
+    cases = case_rows(project.id, checkpoint_id, [case, *neighbours["target"].astype(int)])
+    if case not in cases.index:
         st.warning(f"No image {case} in this project.")
         return
-    neighbours = case_neighbours(checkpoint_id, case)
     if neighbours.empty:
         st.info(f"Image {case} has no neighbours in checkpoint {checkpoint_id}'s graph (not analyzed).")
         return
-    row = frame.loc[case]
+    row = cases.loc[case]
     st.write(f"**image {case}** · label **{md(row['label'])}** · model **{md(row['predicted'])}**")
-    labeled = frame.loc[neighbours["target"]]
+    labeled = cases.loc[neighbours["target"]]
     labeled = labeled[labeled["label"] != "unlabeled"]
     if row["label"] != "unlabeled" and len(labeled) >= 3 and (labeled["label"] != row["label"]).mean() > 0.5:
         st.warning(f"Possible label error: {int((labeled['label'] != row['label']).sum())} of {len(labeled)} "
                    f"labeled neighbours are not '{md(row['label'])}'.")
     ids = [case, *neighbours["target"].astype(int)]
-    captions = [f"{i} · {frame.loc[i, 'label']}" + ("" if i == case else
+    captions = [f"{i} · {cases.loc[i, 'label']}" + ("" if i == case else
                 f" · sim {neighbours.set_index('target').loc[i, 'similarity']:.3f}") for i in ids]
     st.image(thumbnails(ids, 112), caption=captions, width=112)
     nodes = _layout(case, neighbours)
-    nodes["label"] = frame.loc[nodes["image_id"], "label"].to_numpy()
+    nodes["label"] = cases.loc[nodes["image_id"], "label"].to_numpy()
     within = edges_between(checkpoint_id, ids)
     st.plotly_chart(relation_graph(case, nodes, within, list(project.classes)), width="stretch")
     st.button("Open this case in Label", on_click=open_in_label, args=(case,))
