@@ -82,11 +82,19 @@ def command(prog: str, add_arguments: Callable[[argparse.ArgumentParser], None],
 
 
 def fraction_report(rows: list[dict[str, Any]], out: Path, intro: list[str], keys: Sequence[str], metric: str,
-                    png_name: str, chart_title: str) -> None:
-    """results.md (one mean ± std table per label fraction) and a bar chart of `metric`, for bench ssl/seg."""
+                    png_name: str, chart_title: str, runs: Sequence[dict[str, Any]] = (),
+                    baseline: str | None = None) -> None:
+    """results.md (the commands that made it, one mean ± std table per label fraction and, with `baseline`,
+    its per-seed paired deltas) and a bar chart of `metric`, for bench ssl/seg."""
+    from engine.bench.paired import paired_table
+
     fractions = sorted({r["label_fraction"] for r in rows})
     methods = list(dict.fromkeys(r["method"] for r in rows))
-    lines = [*intro, ""]
+    rest = list(intro[1:])
+    while rest and not rest[0]:
+        rest.pop(0)
+    lines = [intro[0], "", *[f"`{run['command']}`  \n{run.get('machine', '')}, {run.get('started', '')}"
+                             for run in runs], *([""] if runs else []), *rest, ""]
     for fraction in fractions:
         lines += [f"## label fraction {fraction}", "", "| method | n | " + " | ".join(keys) + " |",
                   "|---" * (len(keys) + 2) + "|"]
@@ -96,6 +104,8 @@ def fraction_report(rows: list[dict[str, Any]], out: Path, intro: list[str], key
                 stats = [mean_std([r[k] for r in cell]) for k in keys]
                 lines.append(f"| {method} | {len(cell)} | " + " | ".join(f"{m:.4f} ± {s:.4f}" for m, s in stats) + " |")
         lines.append("")
+        if baseline:
+            lines += paired_table(rows, fraction, metric, baseline)
     (out / "results.md").write_text("\n".join(lines))
     series = {m: [mean_std([r[metric] for r in rows if r["method"] == m and r["label_fraction"] == f])
                   for f in fractions] for m in methods}

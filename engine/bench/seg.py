@@ -145,7 +145,7 @@ def _report(results: dict[str, Any], out: Path, test: Any) -> None:
                                  "val Dice. HD95/ASD in pixels (NaN cases, e.g. an empty prediction, left out of the "
                                  "mean).")]
     fraction_report(results["rows"], out, intro, SUMMARY_KEYS, "test_dice", "test_dice.png",
-                    "test Dice (mean ± std over seeds)")
+                    "test Dice (mean ± std over seeds)", runs=results["runs"], baseline="seg_supervised")
     methods = list(dict.fromkeys(r["method"] for r in results["rows"]))
     for fraction in sorted({r["label_fraction"] for r in results["rows"]}):
         _overlay_grid(out, fraction, methods, test)

@@ -159,7 +159,7 @@ def _report(results: dict[str, Any], out: Path) -> None:
              ("`supervised@M`: the matched baseline for method M — same iterations as M when the run had a "
               "budget (then plain `supervised` is the wall-clock match), same seconds as M otherwise.")]
     fraction_report(results["rows"], out, intro, SUMMARY_KEYS, "test_auc", "test_auc.png",
-                    "test AUC (mean ± std over seeds)")
+                    "test AUC (mean ± std over seeds)", runs=results["runs"], baseline="supervised")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,48 @@
+"""Per-seed paired deltas for bench ssl/seg tables: each method minus its baseline on the same seed and label
+fraction (same labeled subset), so a reader sees whether a mean gain holds seed by seed, not only on average.
+
+Two baselines per method where the run has them: the wall-clock-matched `supervised` (the product's promise:
+the same minutes on the same labels) and the iteration-matched `supervised@<method>`.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def _by_seed(rows: list[dict[str, Any]], method: str, fraction: float, metric: str) -> dict[int, float]:
+    return {int(r["seed"]): float(r[metric]) for r in rows
+            if r["method"] == method and r["label_fraction"] == fraction and r.get(metric) is not None}
+
+
+def paired_rows(rows: list[dict[str, Any]], fraction: float, metric: str, baseline: str) -> list[dict[str, Any]]:
+    """[{method, vs, deltas: {seed: Δ}, mean}] for every method (not a baseline itself) with ≥ 1 paired seed."""
+    methods = list(dict.fromkeys(r["method"] for r in rows if r["label_fraction"] == fraction))
+    out = []
+    for method in methods:
+        if method == baseline or "@" in method:
+            continue
+        mine = _by_seed(rows, method, fraction, metric)
+        for vs in (baseline, f"{baseline}@{method}"):
+            theirs = _by_seed(rows, vs, fraction, metric)
+            deltas = {seed: mine[seed] - theirs[seed] for seed in sorted(mine.keys() & theirs.keys())}
+            if deltas:
+                out.append({"method": method, "vs": vs, "deltas": deltas,
+                            "mean": float(np.mean(list(deltas.values())))})
+    return out
+
+
+def paired_table(rows: list[dict[str, Any]], fraction: float, metric: str, baseline: str) -> list[str]:
+    """Markdown lines: one row per (method, baseline) pair; Δ in the metric's units, + = method better."""
+    pairs = paired_rows(rows, fraction, metric, baseline)
+    if not pairs:
+        return []
+    seeds = sorted({s for p in pairs for s in p["deltas"]})
+    lines = [f"Paired Δ {metric} (method − baseline, same seed and labeled subset):", "",
+             "| method | vs | pairs | mean Δ | " + " | ".join(f"Δ seed {s}" for s in seeds) + " |",
+             "|---" * (4 + len(seeds)) + "|"]
+    for p in pairs:
+        cells = [f"{p['deltas'][s]:+.4f}" if s in p["deltas"] else "–" for s in seeds]
+        lines.append(f"| {p['method']} | {p['vs']} | {len(p['deltas'])} | {p['mean']:+.4f} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
