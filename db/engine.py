@@ -1,6 +1,7 @@
 """Engine and session factory; `init_db` brings any database to the newest schema through Alembic."""
 from __future__ import annotations
 
+import os
 import select
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,6 +28,16 @@ def _configure_sqlite(dbapi_connection, _record) -> None:
     cursor.close()
 
 
+def pool_size() -> int:
+    """PostgreSQL connections kept open per process (MEDSSL_DB_POOL_SIZE, default 20).
+
+    The app server is one process whose browser sessions are threads: with SQLAlchemy's default of 5, a
+    sixth reader at once got an overflow connection that was closed again on return, so busy moments paid
+    for new backends (a fork on the server, several ms) inside a lease. 20 covers a reading room; each
+    worker process needs few, and PostgreSQL allows 100 by default."""
+    return max(1, int(os.environ.get("MEDSSL_DB_POOL_SIZE", "20")))
+
+
 def make_engine(url: str) -> Engine:
     """One place that knows dialect quirks; nothing else in the code base issues SQLite-only SQL."""
     if url.startswith("sqlite"):
@@ -38,7 +49,7 @@ def make_engine(url: str) -> Engine:
                                    json_serializer=json_dumps)
         event.listen(sql_engine, "connect", _configure_sqlite)
         return sql_engine
-    sql_engine = create_engine(url, json_serializer=json_dumps)
+    sql_engine = create_engine(url, json_serializer=json_dumps, pool_size=pool_size(), max_overflow=10)
     event.listen(sql_engine, "checkout", _drop_if_server_hung_up)
     return sql_engine
 

@@ -47,3 +47,31 @@ def test_a_healthy_pooled_connection_costs_no_extra_statement() -> None:
         assert statements == ["SELECT pg_backend_pid()"] * 2
     finally:
         engine.dispose()
+
+
+def test_twelve_sessions_at_once_reuse_their_connections_next_time() -> None:
+    """The app server's browser sessions are threads of one process: 12 at once must not open new backends
+    on every busy moment (SQLAlchemy's default pool kept 5 and closed the overflow on return, so 7 of 12
+    leases paid a PostgreSQL connect each round; issue 14's thread-shape p95)."""
+    import threading
+
+    engine = make_engine(os.environ["MEDSSL_TEST_PG_URL"])
+    opened = []
+    event.listen(engine, "connect", lambda *_: opened.append(1))
+    try:
+        for _ in range(3):
+            barrier = threading.Barrier(12)
+
+            def hold(barrier: threading.Barrier = barrier) -> None:
+                with engine.connect() as connection:
+                    connection.execute(text("SELECT 1"))
+                    barrier.wait(10)          # all twelve hold a connection at the same moment
+
+            threads = [threading.Thread(target=hold) for _ in range(12)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(30)
+        assert len(opened) == 12
+    finally:
+        engine.dispose()
