@@ -33,3 +33,12 @@ def test_table_marks_a_missing_seed_and_signs_every_delta() -> None:
     assert row == "| src_mt | supervised | 2 | +0.0100 | +0.0300 | -0.0100 | – |"
     assert "| fixmatch | supervised | 1 | +0.0400 | – | – | +0.0400 |" in lines
     assert paired_table([_row("supervised", 0, 0.9)], 0.05, "test_auc", "supervised") == []
+
+
+def test_every_method_is_also_paired_with_the_plain_loop() -> None:
+    rows = [*ROWS, _row("plain", 0, 0.95), _row("plain", 1, 0.90)]
+    pairs = {(p["method"], p["vs"]): p for p in paired_rows(rows, 0.05, "test_auc", "supervised")}
+    assert ("plain", "supervised") in pairs and ("plain", "plain") not in pairs
+    assert abs(pairs[("plain", "supervised")]["deltas"][0] - 0.05) < 1e-9
+    against_plain = pairs[("src_mt", "plain")]["deltas"]
+    assert abs(against_plain[0] + 0.02) < 1e-9 and abs(against_plain[1] - 0.01) < 1e-9

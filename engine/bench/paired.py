@@ -17,14 +17,20 @@ def _by_seed(rows: list[dict[str, Any]], method: str, fraction: float, metric: s
 
 
 def paired_rows(rows: list[dict[str, Any]], fraction: float, metric: str, baseline: str) -> list[dict[str, Any]]:
-    """[{method, vs, deltas: {seed: Δ}, mean}] for every method (not a baseline itself) with ≥ 1 paired seed."""
+    """[{method, vs, deltas: {seed: Δ}, mean}] for every method (not a baseline itself) with ≥ 1 paired seed;
+    `plain` (bench ssl's reference loop) is compared with the baseline once, and every method with it."""
     methods = list(dict.fromkeys(r["method"] for r in rows if r["label_fraction"] == fraction))
     out = []
+    plain = _by_seed(rows, "plain", fraction, metric)
+    base = _by_seed(rows, baseline, fraction, metric)
+    if plain.keys() & base.keys():
+        deltas = {seed: plain[seed] - base[seed] for seed in sorted(plain.keys() & base.keys())}
+        out.append({"method": "plain", "vs": baseline, "deltas": deltas, "mean": float(np.mean(list(deltas.values())))})
     for method in methods:
-        if method == baseline or "@" in method:
+        if method in (baseline, "plain") or "@" in method:
             continue
         mine = _by_seed(rows, method, fraction, metric)
-        for vs in (baseline, f"{baseline}@{method}"):
+        for vs in (baseline, f"{baseline}@{method}", "plain"):   # plain: the simple loop, same wall clock
             theirs = _by_seed(rows, vs, fraction, metric)
             deltas = {seed: mine[seed] - theirs[seed] for seed in sorted(mine.keys() & theirs.keys())}
             if deltas:
