@@ -1,10 +1,12 @@
 """Two bench processes writing one results.json (one per seed, each on its own core) keep every row."""
 from __future__ import annotations
 
-import multiprocessing
+import subprocess
+import sys
 from pathlib import Path
 
 from engine.bench.shared_results import SharedResults
+from tests.conftest import REPO_ROOT
 
 
 def _write_rows(path: str, seed: int, n: int) -> None:
@@ -16,13 +18,13 @@ def _write_rows(path: str, seed: int, n: int) -> None:
 
 def test_parallel_writers_lose_no_row_and_keep_runs_apart(tmp_path: Path) -> None:
     path = tmp_path / "results.json"
-    ctx = multiprocessing.get_context("spawn")
-    writers = [ctx.Process(target=_write_rows, args=(str(path), seed, 25)) for seed in (0, 1, 2)]
+    # plain interpreters, not multiprocessing: spawn re-runs __main__, which AppTest tests earlier in the suite
+    # leave pointing at a generated script (CI: NameError '__args' in every writer)
+    code = "import sys; from tests.test_shared_results import _write_rows; _write_rows(sys.argv[1], int(sys.argv[2]), 25)"
+    writers = [subprocess.Popen([sys.executable, "-c", code, str(path), str(seed)], cwd=REPO_ROOT)
+               for seed in (0, 1, 2)]
     for w in writers:
-        w.start()
-    for w in writers:
-        w.join(60)
-        assert w.exitcode == 0
+        assert w.wait(120) == 0
     results = SharedResults(path).read()
     assert len(results["runs"]) == 3 and len(results["rows"]) == 75
     cells = SharedResults(path).done(lambda r: (r["method"], r["seed"]))
