@@ -1,8 +1,9 @@
 """Per-seed paired deltas for bench ssl/seg tables: each method minus its baseline on the same seed and label
 fraction (same labeled subset), so a reader sees whether a mean gain holds seed by seed, not only on average.
 
-Two baselines per method where the run has them: the wall-clock-matched `supervised` (the product's promise:
-the same minutes on the same labels) and the iteration-matched `supervised@<method>`.
+Three baselines per method where the run has them: the wall-clock-matched `supervised` (the product's promise:
+the same minutes on the same labels), the iteration-matched `supervised@<method>`, and bench ssl's `plain`
+reference loop (same wall clock); `plain` itself is compared with `supervised` once.
 """
 from __future__ import annotations
 
@@ -17,25 +18,16 @@ def _by_seed(rows: list[dict[str, Any]], method: str, fraction: float, metric: s
 
 
 def paired_rows(rows: list[dict[str, Any]], fraction: float, metric: str, baseline: str) -> list[dict[str, Any]]:
-    """[{method, vs, deltas: {seed: Δ}, mean}] for every method (not a baseline itself) with ≥ 1 paired seed;
-    `plain` (bench ssl's reference loop) is compared with the baseline once, and every method with it."""
-    methods = list(dict.fromkeys(r["method"] for r in rows if r["label_fraction"] == fraction))
+    """[{method, vs, deltas: {seed: Δ}, mean}] for every (method, baseline) pair with ≥ 1 paired seed."""
+    methods = [m for m in dict.fromkeys(r["method"] for r in rows if r["label_fraction"] == fraction)
+               if m not in (baseline, "plain") and "@" not in m]
+    pairs = [("plain", baseline)] + [(m, vs) for m in methods for vs in (baseline, f"{baseline}@{m}", "plain")]
     out = []
-    plain = _by_seed(rows, "plain", fraction, metric)
-    base = _by_seed(rows, baseline, fraction, metric)
-    if plain.keys() & base.keys():
-        deltas = {seed: plain[seed] - base[seed] for seed in sorted(plain.keys() & base.keys())}
-        out.append({"method": "plain", "vs": baseline, "deltas": deltas, "mean": float(np.mean(list(deltas.values())))})
-    for method in methods:
-        if method in (baseline, "plain") or "@" in method:
-            continue
-        mine = _by_seed(rows, method, fraction, metric)
-        for vs in (baseline, f"{baseline}@{method}", "plain"):   # plain: the simple loop, same wall clock
-            theirs = _by_seed(rows, vs, fraction, metric)
-            deltas = {seed: mine[seed] - theirs[seed] for seed in sorted(mine.keys() & theirs.keys())}
-            if deltas:
-                out.append({"method": method, "vs": vs, "deltas": deltas,
-                            "mean": float(np.mean(list(deltas.values())))})
+    for method, vs in pairs:
+        mine, theirs = _by_seed(rows, method, fraction, metric), _by_seed(rows, vs, fraction, metric)
+        deltas = {seed: mine[seed] - theirs[seed] for seed in sorted(mine.keys() & theirs.keys())}
+        if deltas:
+            out.append({"method": method, "vs": vs, "deltas": deltas, "mean": float(np.mean(list(deltas.values())))})
     return out
 
 

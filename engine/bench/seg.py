@@ -54,11 +54,10 @@ def run(args: argparse.Namespace) -> int:
     shared = SharedResults(results_path)
     run_index = shared.add_run({"command": command("python -m engine bench seg", add_arguments, args),
                                 "machine": machine(args.threads), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
-    key = lambda r: (r["method"], r["label_fraction"], r["seed"])
     for fraction in [float(f) for f in args.label_fractions.split(",")]:
         for seed in [int(s) for s in args.seeds.split(",")]:
             for method in methods:
-                if (method, fraction, seed) not in shared.done(key):
+                if (method, fraction, seed) not in shared.done():
                     shared.add_row({"run": run_index, **_run_cell(args, splits, method, fraction, seed)})
     results = shared.read()
     _report(results, args.out, splits["test"])

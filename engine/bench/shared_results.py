@@ -1,7 +1,7 @@
 """results.json shared by several bench processes at once (e.g. one per seed, each pinned to a core).
 
 Every change is a locked read-modify-write of the file on disk, so two processes writing cells of the same
-run folder never drop each other's rows; the in-memory copy is only a cache of the last read.
+run folder never drop each other's rows; nothing is kept in memory between calls.
 """
 from __future__ import annotations
 
@@ -12,6 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from engine.bench import load_results, write_json
+
+
+def cell_key(row: dict[str, Any]) -> tuple:
+    """A bench ssl/seg cell: (method, label_fraction, seed)."""
+    return row["method"], row["label_fraction"], row["seed"]
 
 
 class SharedResults:
@@ -47,7 +52,7 @@ class SharedResults:
         with self._locked() as results:
             return results
 
-    def done(self, key: Callable[[dict[str, Any]], tuple]) -> set[tuple]:
+    def done(self, key: Callable[[dict[str, Any]], tuple] = cell_key) -> set[tuple]:
         """Cells already written by any process (checked again before each cell, so a resumed or parallel
         run skips them)."""
         return {key(r) for r in self.read()["rows"]}

@@ -60,17 +60,16 @@ def run(args: argparse.Namespace) -> int:
     shared = SharedResults(results_path, _public)
     run_index = shared.add_run({"command": command("python -m engine bench ssl", add_arguments, args),
                                 "machine": machine(args.threads), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
-    key = lambda r: (r["method"], r["label_fraction"], r["seed"])
     for fraction in [float(f) for f in args.label_fractions.split(",")]:
         for seed in [int(s) for s in args.seeds.split(",")]:
             for method in methods:
                 cell = (method, fraction, seed)
-                if cell not in shared.done(key):
+                if cell not in shared.done():
                     row = _run_cell(args, splits, class_names, method, fraction, seed, {})
                     shared.add_row({"run": run_index, **row})
                 matched = f"supervised@{method}"
                 if method in ("supervised", "plain") or "supervised" not in methods or args.no_matched_baseline or \
-                        (matched, fraction, seed) in shared.done(key):
+                        (matched, fraction, seed) in shared.done():
                     continue
                 source = json.loads((args.out / "cells" / f"{method}_{fraction}_{seed}.json").read_text())["row"]
                 row = _run_cell(args, splits, class_names, "supervised", fraction, seed, _matching(args, source))
