@@ -48,3 +48,18 @@ def test_unet_folds_and_keeps_its_masks() -> None:
 def test_a_model_in_training_mode_is_refused() -> None:
     with pytest.raises(ValueError, match="eval mode"):
         fold_batchnorm(create_model("compact_cnn", 2, 1).train())
+
+
+def test_fold_for_inference_folds_each_model_unless_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.inference.fold_bn import fold_for_inference
+
+    def has_norm(model: nn.Module) -> bool:
+        return any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+
+    models = {"student": create_model("compact_cnn", 2, 1).eval(), "teacher": create_model("compact_cnn", 2, 1).eval()}
+    monkeypatch.setenv("MEDSSL_FOLD_BN", "0")
+    fold_for_inference(models)
+    assert all(has_norm(m) for m in models.values())
+    monkeypatch.delenv("MEDSSL_FOLD_BN")
+    fold_for_inference(models)
+    assert not any(has_norm(m) for m in models.values())

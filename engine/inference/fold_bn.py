@@ -8,6 +8,7 @@ never sees a folded model: the analysis and inference jobs fold their own freshl
 """
 from __future__ import annotations
 
+import os
 from itertools import pairwise
 
 from torch import nn
@@ -17,6 +18,18 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 def _foldable(conv: nn.Module, norm: nn.Module) -> bool:
     return (type(conv) is nn.Conv2d and type(norm) is nn.BatchNorm2d and norm.track_running_stats
             and norm.running_mean is not None and conv.out_channels == norm.num_features)
+
+
+def folding_enabled() -> bool:
+    """MEDSSL_FOLD_BN=0 keeps BatchNorm (the analysis benchmark's baseline, or to rule folding out)."""
+    return os.environ.get("MEDSSL_FOLD_BN", "1") != "0"
+
+
+def fold_for_inference(models: dict[str, nn.Module]) -> None:
+    """Fold each freshly loaded eval-mode model in place, unless MEDSSL_FOLD_BN=0."""
+    if folding_enabled():
+        for model in models.values():
+            fold_batchnorm(model)
 
 
 def fold_batchnorm(model: nn.Module) -> int:
