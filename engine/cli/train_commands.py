@@ -23,6 +23,7 @@ from engine.data.catalog import (
     CLASSIFIER_BACKBONES,
     SEGMENTATION_BACKBONES,
     SEGMENTATION_METHODS,
+    default_method,
     fit_problem,
 )
 
@@ -34,7 +35,8 @@ def register(subparsers, parents) -> None:
     p = subparsers.add_parser("train", parents=parents,
                               help="train on the project's labels + unlabeled pool (enqueues a job)")
     p.add_argument("--project", required=True)
-    p.add_argument("--method", choices=METHOD_NAMES, help="default: src_mt (classification), secl (segmentation)")
+    p.add_argument("--method", choices=METHOD_NAMES, help=f"default: {default_method('classification')} (classification), "
+                   f"{default_method('segmentation')} (segmentation)")
     p.add_argument("--backbone", choices=BACKBONES,
                    help="default: compact_cnn (classification, CPU), unet_small (segmentation)")
     p.add_argument("--epochs", type=ranges.EPOCHS, help="passes over the training pool (default from the method config)")
