@@ -89,7 +89,7 @@ def markdown(r: dict) -> str:
     stages = ("cache_s", "inference_s", "knn_s", "projection_s", "write_s", "total_s")
     lines = [f"# Analysis of {r['images']:,} images in a warm worker\n", f"Command: `{r['command']}`  ",
              f"Machine: {r['machine']}\n",
-             "| precision | " + " | ".join(stages) + " | job wall s |", "|---" * (len(stages) + 2) + "|"]
+             "| run | " + " | ".join(stages) + " | job wall s |", "|---" * (len(stages) + 2) + "|"]
     for name, run in r["runs"].items():
         timing = run["stage_seconds"] or {}
         label = ("fp32, BatchNorm kept (baseline)" if name == "fp32"
