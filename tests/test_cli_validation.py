@@ -83,13 +83,14 @@ def test_catalog_matches_the_method_registry() -> None:
 
 
 def test_one_default_method_per_task_on_the_train_page_worker_and_catalog() -> None:
-    """The benchmark's pick (engine.data.catalog.DEFAULT_METHODS) is the Train page's first choice and the
+    """The benchmark's pick (engine.data.catalog.TASK_DEFAULTS) is the Train page's first choice and the
     worker's default; the page once listed SRC-MT first while the benchmark put it below supervised."""
     from app.views.train import CLASSIFICATION_METHODS as PAGE_CLASSIFICATION
     from app.views.train import SEGMENTATION_METHODS as PAGE_SEGMENTATION
     from engine.data.catalog import default_method
-    from engine.jobs.train_job import DEFAULTS
+    from engine.jobs.train_job import build_config
 
     assert next(iter(PAGE_CLASSIFICATION.values())) == default_method("classification") == "mean_teacher"
     assert next(iter(PAGE_SEGMENTATION.values())) == default_method("segmentation")
-    assert {d["method"] for d in DEFAULTS.values()} == {default_method("classification"), default_method("segmentation")}
+    assert build_config({}, "multiclass").method == default_method("classification")
+    assert build_config({}, "segmentation").method == default_method("segmentation")

@@ -15,7 +15,7 @@ from db.queue_rank import publish_in_background
 from db.readiness import training_readiness
 from db.results import list_checkpoints, set_active
 
-# engine.data.catalog.DEFAULT_METHODS first (a test keeps them equal): the benchmark's pick, not a guess
+# engine.data.catalog.TASK_DEFAULTS first (a test keeps them equal): the benchmark's pick, not a guess
 CLASSIFICATION_METHODS = {"Mean Teacher": "mean_teacher", "SRC-MT (relation-driven mean teacher)": "src_mt",
                           "S²MTS² (self-supervised pre-training + MT)": "s2mts2",
                           "FixMatch (ours, beyond the seed papers)": "fixmatch",

@@ -23,7 +23,7 @@ from engine.data.catalog import (
     CLASSIFIER_BACKBONES,
     SEGMENTATION_BACKBONES,
     SEGMENTATION_METHODS,
-    default_method,
+    defaults_for,
     fit_problem,
 )
 
@@ -35,10 +35,11 @@ def register(subparsers, parents) -> None:
     p = subparsers.add_parser("train", parents=parents,
                               help="train on the project's labels + unlabeled pool (enqueues a job)")
     p.add_argument("--project", required=True)
-    p.add_argument("--method", choices=METHOD_NAMES, help=f"default: {default_method('classification')} (classification), "
-                   f"{default_method('segmentation')} (segmentation)")
+    p.add_argument("--method", choices=METHOD_NAMES, help=f"default: {defaults_for('classification')['method']} (classification), "
+                   f"{defaults_for('segmentation')['method']} (segmentation)")
     p.add_argument("--backbone", choices=BACKBONES,
-                   help="default: compact_cnn (classification, CPU), unet_small (segmentation)")
+                   help=f"default: {defaults_for('classification')['backbone']} (classification, CPU), "
+                        f"{defaults_for('segmentation')['backbone']} (segmentation)")
     p.add_argument("--epochs", type=ranges.EPOCHS, help="passes over the training pool (default from the method config)")
     p.add_argument("--image-size", type=ranges.IMAGE_SIZE, help="default: the project's image size")
     p.add_argument("--seed", type=ranges.SEED, default=0)

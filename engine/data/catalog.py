@@ -13,16 +13,24 @@ LABELED_ONLY_METHODS = ("supervised", "plain", "seg_supervised")  # no unlabeled
 SEGMENTATION_METHODS = ("seg_supervised", "seg_mean_teacher", "secl", "seg_unimatch")
 CLASSIFIER_BACKBONES = ("compact_cnn", "compact_cnn_2conv", "resnet18_small", "densenet121")
 SEGMENTATION_BACKBONES = ("unet", "unet_small")
-# The default method per task (Train page first choice, worker and CLI default), from the 10-minute protocol in
+# The default method and backbone per task (Train page first choice, worker and CLI default). The method comes
+# from the 10-minute protocol in
 # docs/BENCHMARKS.md (chest 64 px, docs/results/ssl_chest64_10min): Mean Teacher was the one method at or above
 # the wall-clock-matched supervised baseline at both 5 % (+0.8 test AUC, 3 seeds) and 20 % labels (+0.2, 1 seed so
 # far); S²MTS² led at 5 % (+1.1) but fell below supervised at 20 % (−0.5), SRC-MT −1.2 at 20 %. Segmentation:
 # SECL until the PH2 protocol has run.
-DEFAULT_METHODS = {"classification": "mean_teacher", SEGMENTATION: "secl"}
+TASK_DEFAULTS = {"classification": {"method": "mean_teacher", "backbone": "compact_cnn"},
+                 SEGMENTATION: {"method": "secl", "backbone": "unet_small"}}
+
+
+def defaults_for(task: str) -> dict[str, str]:
+    """{"method", "backbone"} a job of this task trains with when it names none (every non-segmentation task
+    shares the classification defaults)."""
+    return dict(TASK_DEFAULTS[SEGMENTATION if task == SEGMENTATION else "classification"])
 
 
 def default_method(task: str) -> str:
-    return DEFAULT_METHODS[SEGMENTATION if task == SEGMENTATION else "classification"]
+    return defaults_for(task)["method"]
 
 
 def methods_for(task: str) -> tuple[str, ...]:

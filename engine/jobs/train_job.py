@@ -18,7 +18,7 @@ from db.project_settings import effective
 from db.readiness import training_readiness
 from db.results import add_checkpoint, checkpoint_of_job, mark_shadow_of, set_active
 from engine.core.config import TrainConfig, replace
-from engine.data.catalog import SEGMENTATION_METHODS, default_method
+from engine.data.catalog import SEGMENTATION_METHODS, defaults_for
 from engine.jobs import register_handler
 from engine.jobs.context import JobCancelled, JobContext, JobInterrupted
 from engine.jobs.ddp import launch, shared_snapshot
@@ -101,8 +101,6 @@ class _Progress:
 
 
 # Segmentation trains with the shared optimizer (Adam 1e-3, cosine), not SGD + poly (DECISIONS: SECL optimizer)
-DEFAULTS = {Task.SEGMENTATION: {"method": default_method(Task.SEGMENTATION), "backbone": "unet_small"},
-            "classification": {"method": default_method("classification"), "backbone": "compact_cnn"}}
 
 
 def _not_ready(store, project: Project) -> str | None:
@@ -114,7 +112,7 @@ def _not_ready(store, project: Project) -> str | None:
 
 def build_config(params: dict[str, Any], task: str) -> TrainConfig:
     """Job params -> TrainConfig, with task-appropriate defaults; a method for the wrong task is refused."""
-    defaults = DEFAULTS[Task.SEGMENTATION if task == Task.SEGMENTATION else "classification"]
+    defaults = defaults_for(task)
     raw = {**defaults, **dict(params.get("config") or {})}
     for key in ("method", "backbone", "epochs", "seed", "budget_minutes"):
         if params.get(key) is not None:
