@@ -18,7 +18,7 @@ from db.project_settings import effective
 from db.readiness import training_readiness
 from db.results import add_checkpoint, checkpoint_of_job, mark_shadow_of, set_active
 from engine.core.config import TrainConfig, replace
-from engine.data.catalog import SEGMENTATION_METHODS, defaults_for
+from engine.data.catalog import SEGMENTATION_BACKBONES, SEGMENTATION_METHODS, defaults_for
 from engine.jobs import register_handler
 from engine.jobs.context import JobCancelled, JobContext, JobInterrupted
 from engine.jobs.ddp import launch, shared_snapshot
@@ -120,7 +120,7 @@ def build_config(params: dict[str, Any], task: str) -> TrainConfig:
     if (raw["method"] in SEGMENTATION_METHODS) != (task == Task.SEGMENTATION):
         raise ValueError(f"method {raw['method']!r} does not fit a {task} project "
                          f"(segmentation: {', '.join(SEGMENTATION_METHODS)})")
-    if task == Task.SEGMENTATION and raw["backbone"] not in ("unet", "unet_small"):
+    if task == Task.SEGMENTATION and raw["backbone"] not in SEGMENTATION_BACKBONES:
         raw["backbone"] = defaults["backbone"]
     return TrainConfig.from_dict(raw)
 
