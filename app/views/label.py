@@ -21,7 +21,8 @@ from app.widgets.image import render as render_pixels
 from db.engine import write_session
 from db.images import resolve_path
 from db.labels import LabelError, history
-from db.leases import holder, lease_case, next_case, readers_per_case, release, renew
+from db.lease_shortcut import serve_next
+from db.leases import holder, lease_case, readers_per_case, release, renew
 from db.models import Image, Prediction, Project, UncertaintyScore
 from db.reading import SETTLED, answer, skip, undo
 from db.results import active_checkpoint_id
@@ -80,9 +81,9 @@ def _undo() -> None:
     state.drop(state.LAST_SAVED)
 
 
-def _pick_image(session, project: Project, user_id: int, checkpoint_id: int | None) -> Image | None:
-    """The case to show: the one open (its lease renewed), a linked or pinned one (leased if it is still in
-    the queue), else the next case of the queue, leased to this reader. Call inside a write transaction."""
+def _open_or_pinned(session, project: Project, user_id: int) -> int | None:
+    """The case to show before the queue's next: the one open (its lease renewed), else a linked or pinned one
+    (leased if it is still in the queue); None: take the queue's next. Call inside a write transaction."""
     image_id = state.get(state.CURRENT_IMAGE)
     if image_id is None and not state.get(state.URL_READ):  # a link or a reload: open the case it names, once
         image_id = url_image()
@@ -101,12 +102,14 @@ def _pick_image(session, project: Project, user_id: int, checkpoint_id: int | No
             st.toast(f"Case {found.id} is being read by someone else; here is the next one.")
             continue
         image = found
-    if image is None:
-        lease = next_case(session, project, user_id, checkpoint_id, state.session_start())
-        image = session.get(Image, lease.image_id) if lease else None
-    state.put(state.CURRENT_IMAGE, image.id if image is not None else None)
-    show_image(image.id if image is not None else None)
-    return image
+    return image.id if image is not None else None
+
+
+def _next_from_queue(project_id: int, user_id: int, checkpoint_id: int | None) -> int | None:
+    """The queue's next case for this reader, leased (db.lease_shortcut: one round trip on PostgreSQL, so it
+    runs after the page's first transaction, not inside it)."""
+    lease = serve_next(get_store().sessions, project_id, user_id, checkpoint_id, state.session_start())
+    return lease.image_id if lease else None
 
 
 @st.fragment(run_every=timedelta(minutes=2))
@@ -207,11 +210,15 @@ def render() -> None:
         project = session.merge(project, load=False)
         user = acting_user(session)
         checkpoint_id = active_checkpoint_id(session, project.id)
-        image = _pick_image(session, project, user.id, checkpoint_id)
+        image_id = _open_or_pinned(session, project, user.id)
         user_id, user_name = user.id, user.name
+    if image_id is None:
+        image_id = _next_from_queue(project.id, user_id, checkpoint_id)
+    state.put(state.CURRENT_IMAGE, image_id)
+    show_image(image_id)
     with store.sessions.begin() as session:
         project = session.merge(project, load=False)
-        image = session.get(Image, image.id) if image is not None else None
+        image = session.get(Image, image_id) if image_id is not None else None
         st.title(f"Label · {md(project.name)}")
         if image is None:
             st.success("Nothing left for you to read: every train case has its label or its readers (others may "

@@ -4,7 +4,7 @@
         [--think-ms 0] [--db URL] --out docs/results/reader_load_sqlite
 
 Each reader is its own process (spawned, own connection pool) looping: lease the next case
-(db.leases.next_case in one write transaction; this is the timed step), think, save an answer through
+(db.lease_shortcut.serve_next, as the Label page and `queue next` call it; this is the timed step), think, save an answer through
 db.reading.answer. Afterwards the store is checked: every image's current label is its newest deciding row
 (no lost update), no case was served to two readers in single reading, and under double reading every read
 case has exactly `readers_per_case` reads by distinct readers. The baseline in the same run is a primary-key
@@ -27,7 +27,8 @@ from sqlalchemy import select
 from db.config import StoreConfig
 from db.engine import refresh_statistics, write_session
 from db.labels import deciding_label
-from db.leases import next_case, release
+from db.lease_shortcut import serve_next
+from db.leases import release
 from db.models import Annotator, CaseLease, Image, Label, Project
 from db.project_settings import update as update_settings
 from db.reading import answer, reads_of
@@ -60,7 +61,7 @@ def _reader(db_url: str, home: str, project_id: int, name: str, max_labels: int,
 
     store = shared or open_store(StoreConfig.from_env(home=Path(home), db=db_url), migrate=False)
     rng = np.random.default_rng(seed)
-    latencies, waits, errors, served = [], [], [], []
+    latencies, errors, served = [], [], []
     loaded_pk: list[float] = []
     with store.sessions.begin() as session:
         user_id = ensure_user(session, name).id
@@ -68,8 +69,7 @@ def _reader(db_url: str, home: str, project_id: int, name: str, max_labels: int,
     cold = []
     if warm:   # a reader whose Label page is already open: statements compiled, the connection's backend warm
         began = time.perf_counter()
-        with write_session(store.sessions) as session:
-            lease = next_case(session, session.get(Project, project_id), user_id, checkpoint_id)
+        lease = serve_next(store.sessions, project_id, user_id, checkpoint_id)
         cold.append(time.perf_counter() - began)
         with write_session(store.sessions) as session:
             if lease is not None:
@@ -79,11 +79,8 @@ def _reader(db_url: str, home: str, project_id: int, name: str, max_labels: int,
     while len(served) < max_labels:
         try:
             began = time.perf_counter()
-            with write_session(store.sessions) as session:
-                locked = time.perf_counter()
-                lease = next_case(session, session.get(Project, project_id), user_id, checkpoint_id)
+            lease = serve_next(store.sessions, project_id, user_id, checkpoint_id)
             latencies.append(time.perf_counter() - began)
-            waits.append(locked - began)
             if lease is None:
                 break
             served.append(lease.image_id)
@@ -104,7 +101,7 @@ def _reader(db_url: str, home: str, project_id: int, name: str, max_labels: int,
                 break
     if shared is None:
         store.dispose()
-    return {"name": name, "latencies": latencies, "waits": waits, "errors": errors, "served": served,
+    return {"name": name, "latencies": latencies, "errors": errors, "served": served,
             "loaded_pk": loaded_pk, "cold": cold or latencies[:1]}
 
 
@@ -216,7 +213,6 @@ def main(argv: list[str] | None = None) -> int:
         checks = invariants(store, project_id, args.readers_per_case)
         store.dispose()
     latencies = [x for r in results for x in r["latencies"]]
-    waits = [x for r in results for x in r["waits"]]
     cold = [x for r in results for x in r["cold"]]
     loaded_pk = [x for r in results for x in r["loaded_pk"]]
     errors = [e for r in results for e in r["errors"]]
@@ -231,7 +227,6 @@ def main(argv: list[str] | None = None) -> int:
               "warm_start": not args.cold,
               "first_lease_ms": {"p50": _ms(cold, 50), "p95": _ms(cold, 95), "n": len(cold)},
               "loaded_pk_lookup_ms": {"p50": _ms(loaded_pk, 50), "p95": _ms(loaded_pk, 95), "n": len(loaded_pk)},
-              "write_lock_wait_ms": {"p50": _ms(waits, 50), "p95": _ms(waits, 95), "p99": _ms(waits, 99)},
               "baseline_pk_lookup_ms": {"p50": _ms(baseline, 50), "p95": _ms(baseline, 95)},
               "answers": sum(len(r["served"]) for r in results), "wall_s": round(wall, 2),
               "populate_s": round(populate_s, 2), "errors": len(errors), "error_samples": errors[:3], **checks}

@@ -13,7 +13,8 @@ from db import audit
 from db.engine import write_session
 from db.enums import LabelKind, LabelStatus
 from db.labels import LabelError
-from db.leases import next_case, release
+from db.lease_shortcut import serve_next
+from db.leases import release
 from db.models import Image
 from db.reading import adjudicate, answer, case_reads, review_queue
 from db.results import active_checkpoint_id
@@ -93,8 +94,12 @@ def reading(args: argparse.Namespace) -> Iterator[tuple]:
 
 
 def cmd_next(args: argparse.Namespace) -> int:
-    with reading(args) as (session, project, user):
-        lease = next_case(session, project, user.id, active_checkpoint_id(session, project.id))
+    store = store_from_args(args)
+    with write_session(store.sessions) as session:   # the role check, then the lease on its own
+        project = project_or_usage_error(session, args.project)
+        user = acting_user(session, args, "label", project)
+        checkpoint_id = active_checkpoint_id(session, project.id)
+    lease = serve_next(store.sessions, project.id, user.id, checkpoint_id)
     if lease is None:
         print(json.dumps({"image_id": None, "lease_expires": None}) if args.json else "nothing left to read")
         return NOTHING_LEFT
