@@ -14,7 +14,7 @@ from torch import nn
 from engine.core.checkpoints import load_checkpoint
 from engine.core.config import TrainConfig
 from engine.core.device import amp_dtype, analysis_dtype, pick_device
-from engine.inference.fold_bn import fold_for_inference
+from engine.inference.fast_eval import prepare_for_inference
 from engine.inference.mc_dropout import has_dropout, mc_dropout_samples, mc_variance
 from engine.loaders.datasets import to_uint8_tensor
 from engine.loaders.transforms import ViewMaker
@@ -65,7 +65,7 @@ def infer(checkpoint: str | Path | dict[str, Any], images: np.ndarray, batch_siz
     job's precision (engine.core.device.analysis_dtype: bf16 on CPUs with native bf16).
     """
     models, payload = load_models(checkpoint, device)
-    fold_for_inference(models)   # fresh eval-only copies: BatchNorm folded into the convs (2x on CPU)
+    prepare_for_inference(models)   # fresh eval-only copies: BatchNorm folded, channels-last on CPU
     cfg = TrainConfig.from_dict(payload["config"])
     spec = payload["model"]
     views = ViewMaker(cfg.data.aug, cfg.data.mean, cfg.data.std)

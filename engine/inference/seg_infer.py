@@ -15,7 +15,7 @@ from torch import nn
 from engine.core.checkpoints import load_checkpoint
 from engine.core.config import TrainConfig
 from engine.core.device import amp_dtype, pick_device
-from engine.inference.fold_bn import fold_for_inference
+from engine.inference.fast_eval import prepare_for_inference
 from engine.loaders.datasets import to_uint8_tensor
 from engine.loaders.transforms import ViewMaker
 from engine.models.unet import create_seg_model
@@ -67,7 +67,7 @@ def infer_segmentation(checkpoint: str | Path | dict[str, Any], images: np.ndarr
                        device: str = "auto") -> SegPredictions:
     """uint8 (N, H, W[, 3]) at any size (resized to the training size; masks come back at that size)."""
     models, payload = load_seg_models(checkpoint, device)
-    fold_for_inference(models)   # fresh eval-only copies: BatchNorm folded into the convs (2x on CPU)
+    prepare_for_inference(models)   # fresh eval-only copies: BatchNorm folded, channels-last on CPU
     cfg = TrainConfig.from_dict(payload["config"])
     views = ViewMaker(cfg.data.aug, cfg.data.mean, cfg.data.std)
     tensor = to_uint8_tensor(images, payload["model"].get("image_size"))
