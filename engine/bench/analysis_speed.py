@@ -3,8 +3,9 @@
     python -m engine.bench.analysis_speed --out docs/results/analysis_speed
 
 Imports the 64 px and 128 px chest sets (all splits; the 128 px images are different pixel arrays, so
-both count) into a fresh store, trains a 1-epoch supervised compact_cnn checkpoint on 5 % labels (the
-speed of analysis does not depend on how good the model is), warms UMAP as the worker does at start,
+both count) into a fresh store, trains a 1-epoch checkpoint of the product's default method (--method;
+a teacher-student method's checkpoint is analysed with both models, which doubles the forward passes) on
+5 % labels (the speed of analysis does not depend on how good the model is), warms UMAP as the worker does at start,
 then runs the analyze job in-process and reports each stage's time from the job's own timings.
 Baseline in the same run: the same analyze job the first slice's way, fp32 with BatchNorm kept and
 contiguous weights (MEDSSL_ANALYSIS_FP32=1, MEDSSL_FOLD_BN=0, MEDSSL_CHANNELS_LAST=0), before the default
@@ -22,10 +23,12 @@ from sqlalchemy import select
 
 from db.config import StoreConfig
 from db.jobs import enqueue
-from db.models import Job, Project
+from db.models import Checkpoint, Job, Project
 from db.store import open_store
 from engine.analysis.projection import warm_up
 from engine.bench.report import bench_header, write_result
+from engine.core.checkpoints import load_checkpoint
+from engine.data.catalog import default_method
 from engine.data.importer import ImportRequest, run_import
 from engine.worker import Worker
 
@@ -35,6 +38,8 @@ SETS = ("chest_xray_pneumonia_64", "chest_xray_pneumonia_128")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2].parent / "shared" / "data")
+    parser.add_argument("--method", default=default_method("classification"),
+                        help="method of the analysed checkpoint (default: the Train page's default)")
     parser.add_argument("--out", type=Path, required=True, help="folder for results.json / results.md")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
@@ -46,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
                                                 image_size=64, annotator="bench"))
         with store.sessions.begin() as s:
             project_id = s.scalar(select(Project.id))
-            train_id = enqueue(s, "train", {"method": "supervised", "epochs": 1}, project_id=project_id).id
+            train_id = enqueue(s, "train", {"method": args.method, "epochs": 1}, project_id=project_id).id
         import os
 
         os.environ["MEDSSL_WARM_UMAP"] = "0"
@@ -55,16 +60,17 @@ def main(argv: list[str] | None = None) -> int:
         warm_up()
         warm_s = time.perf_counter() - t0
         worker.run_once(job_id=train_id)
-        with store.sessions.begin() as s:
-            analyze = s.scalars(select(Job).where(Job.kind == "analyze")).one()
+        with store.sessions.begin() as s:   # the method's own checkpoint, even where its shadow became active
+            checkpoint = s.scalars(select(Checkpoint).where(Checkpoint.method == args.method)
+                                   .order_by(Checkpoint.id.desc())).first()
+            checkpoint_id, roles = checkpoint.id, _roles(Path(store.config.home) / checkpoint.path)
             n_images = len(s.scalars(select(Project)).one().images)
         runs = {}
         for run_name in ("baseline", "default"):    # the baseline first: bf16, folding and channels-last off
             for flag, off in (("MEDSSL_ANALYSIS_FP32", "1"), ("MEDSSL_FOLD_BN", "0"), ("MEDSSL_CHANNELS_LAST", "0")):
                 os.environ[flag] = off if run_name == "baseline" else str(1 - int(off))
             with store.sessions.begin() as s:
-                job_id = analyze.id if run_name == "baseline" else enqueue(
-                    s, "analyze", {"checkpoint_id": analyze.params.get("checkpoint_id")}, project_id=project_id).id
+                job_id = enqueue(s, "analyze", {"checkpoint_id": checkpoint_id}, project_id=project_id).id
             t0 = time.perf_counter()
             worker.run_once(job_id=job_id)
             wall = time.perf_counter() - t0
@@ -76,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
             os.environ.pop(flag, None)
         worker.close()
         store.dispose()
-    result = {**bench_header("engine.bench.analysis_speed", argv), "images": n_images, "runs": runs,
+    result = {**bench_header("engine.bench.analysis_speed", argv), "images": n_images, "method": args.method, "models_analysed": roles, "runs": runs,
               "speedup_vs_baseline": round(runs["baseline"]["job_wall_seconds"] / runs["default"]["job_wall_seconds"], 2),
               "per_10k_images_s": round(runs["default"]["job_wall_seconds"] * 10_000 / n_images, 1),
               "goal_10k_s": 30, "umap_warm_up_seconds": round(warm_s, 2)}
@@ -86,9 +92,17 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _roles(path: Path) -> list[str]:
+    """Which models the checkpoint holds (a teacher-student checkpoint is analysed with both)."""
+    payload = load_checkpoint(path)
+    return [role for role in ("student", "teacher") if payload.get(role) is not None]
+
+
 def markdown(r: dict) -> str:
     stages = ("cache_s", "inference_s", "knn_s", "projection_s", "write_s", "total_s")
-    lines = [f"# Analysis of {r['images']:,} images in a warm worker\n", f"Command: `{r['command']}`  ",
+    lines = [(f"# Analysis of {r['images']:,} images in a warm worker ({r.get('method', 'supervised')} checkpoint: "
+             f"{' + '.join(r.get('models_analysed', ['student']))})\n"),
+             f"Command: `{r['command']}`  ",
              f"Machine: {r['machine']}\n",
              "| run | " + " | ".join(stages) + " | job wall s |", "|---" * (len(stages) + 2) + "|"]
     for name, run in r["runs"].items():
