@@ -90,7 +90,7 @@ def test_one_default_method_per_task_on_the_train_page_worker_and_catalog() -> N
     from engine.data.catalog import default_method
     from engine.jobs.train_job import build_config
 
-    assert next(iter(PAGE_CLASSIFICATION.values())) == default_method("classification") == "mean_teacher"
+    assert next(iter(PAGE_CLASSIFICATION.values())) == default_method("classification") == "s2mts2"
     assert next(iter(PAGE_SEGMENTATION.values())) == default_method("segmentation")
     assert build_config({}, "multiclass").method == default_method("classification")
     assert build_config({}, "segmentation").method == default_method("segmentation")

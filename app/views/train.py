@@ -16,8 +16,8 @@ from db.readiness import training_readiness
 from db.results import list_checkpoints, set_active
 
 # engine.data.catalog.TASK_DEFAULTS first (a test keeps them equal): the benchmark's pick, not a guess
-CLASSIFICATION_METHODS = {"Mean Teacher": "mean_teacher", "SRC-MT (relation-driven mean teacher)": "src_mt",
-                          "S²MTS² (self-supervised pre-training + MT)": "s2mts2",
+CLASSIFICATION_METHODS = {"S²MTS² (self-supervised pre-training + MT)": "s2mts2", "Mean Teacher": "mean_teacher",
+                          "SRC-MT (relation-driven mean teacher)": "src_mt",
                           "FixMatch (ours, beyond the seed papers)": "fixmatch",
                           "Supervised only (shadow baseline)": "supervised"}
 BACKBONES = {"compact CNN (fast on CPU)": "compact_cnn", "ResNet-18 (small input)": "resnet18_small",
