@@ -14,8 +14,21 @@ def test_report_shows_sample_std_and_paired_deltas() -> None:
             {"variant": "lambda_1", "seed": 0, "val_auc": 0.91}, {"variant": "lambda_1", "seed": 1, "val_auc": 0.90}]
     text = defaults.report({"runs": [{"command": "c", "machine": "m", "started": "s"}], "rows": rows},
                            defaults.CLASSIFICATION, "auc")
-    assert "| default | product default (mean_teacher) | 2 | 0.9100 ± 0.0141 | +0.0000 |" in text  # ddof = 1
+    assert "| default | the method's defaults (--method; mean_teacher unless named) | 2 | 0.9100 ± 0.0141 | +0.0000 |" in text  # ddof = 1
     assert "| -0.0050 | +0.0100 | -0.0200 |" in text
+
+
+def test_method_option_and_the_centring_variant_reach_the_config(tmp_path: Path) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    defaults.add_arguments(parser)
+    args = parser.parse_args(["--data", str(tmp_path), "--out", str(tmp_path), "--method", "src_mt"])
+    overrides = {v[0]: v[2] for v in defaults.CLASSIFICATION}["relation_centring"]
+    cfg = defaults._config(args, 0, overrides)
+    assert (cfg.method, cfg.method_params) == ("src_mt", {"relation_centring": True})
+    earlier = parser.parse_args(["--data", str(tmp_path), "--out", str(tmp_path)])   # earlier runs' commands
+    assert defaults._config(earlier, 0, {}).method == "mean_teacher"
 
 
 def test_tiny_run_is_resumable_and_val_only(tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 # (variant, what it sets back, TrainConfig overrides); "default" first: every delta is against it.
 CLASSIFICATION = [
-    ("default", "product default (mean_teacher)", {}),
+    ("default", "the method's defaults (--method; mean_teacher unless named)", {}),
     ("ema_alpha_0.98", "α = 0.98 (the plan rule reaches it at step 49)", {"method_params": {"ema_alpha": 0.98}}),
     ("ema_alpha_0.97", "α = 0.97 (the plan rule reaches it at step 32)", {"method_params": {"ema_alpha": 0.97}}),
     ("teacher_train_mode", "teacher forward in train mode, BN buffers not averaged (MT code)",
@@ -49,6 +49,9 @@ CLASSIFICATION = [
      {"data": {"aug": AugConfig(weak_rotate_deg=0.0, weak_translate=0.0, weak_scale=(1.0, 1.0))}}),
     ("weak_view_half", "weak view with half the jitter (5°, 2 % shift, scale 0.975–1.025)",
      {"data": {"aug": AugConfig(weak_rotate_deg=5.0, weak_translate=0.02, weak_scale=(0.975, 1.025))}}),
+    # SRC-MT only (--method src_mt): the row-normalised relation matrix is nearly flat at initialisation.
+    ("relation_centring", "SRC-MT: features centred before the Gram matrix (ours; off in the paper config)",
+     {"method_params": {"relation_centring": True}}),
 ]
 SEGMENTATION = [
     ("default", "product default (secl: Adam 1e-3, cosine)", {}),
@@ -61,6 +64,8 @@ SEGMENTATION = [
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, type=Path, help="folder with train.npz and val.npz")
     parser.add_argument("--task", choices=("classification", "segmentation"), default="classification")
+    parser.add_argument("--method", default=None,
+                        help="method every variant trains (default: mean_teacher / secl, as earlier runs)")
     parser.add_argument("--variants", default=None, help="comma-separated subset (default: all of the task)")
     parser.add_argument("--label-fraction", type=float, default=None, help="default 0.05 (cls) / 0.1 (seg)")
     parser.add_argument("--seeds", default="0,1")
@@ -113,7 +118,7 @@ def _config(args: argparse.Namespace, seed: int, overrides: dict[str, Any]) -> A
     data = {"labeled_batch": 4, "unlabeled_ratio": 1.0} if seg else {}  # bench seg's 4 + 4 (METHODS §4.2)
     data.update(overrides.get("data", {}))
     backbone = overrides.get("backbone") or ("unet_small" if seg else "compact_cnn")
-    return TrainConfig(method="secl" if seg else "mean_teacher", backbone=backbone,
+    return TrainConfig(method=args.method or ("secl" if seg else "mean_teacher"), backbone=backbone,
                        seed=seed, epochs=args.epochs, patience=None, num_threads=args.threads,
                        eval_batch_size=32 if seg else 512, method_params=dict(overrides.get("method_params", {})),
                        data=DataConfig(**data), optim=OptimConfig(**overrides.get("optim", {})))
