@@ -246,3 +246,27 @@ def test_bench_seg_writes_rows_report_and_overlays(tmp_path) -> None:
     assert {"val_dice", "test_dice", "test_jaccard", "test_hd95", "test_asd"} <= set(rows[0])
     assert (out / "test_dice.png").exists() and (out / "overlays_0.25.png").exists()
     assert seg.main(argv) == 0 and len(json.loads((out / "results.json").read_text())["rows"]) == 2  # resumed
+
+
+def test_bench_seg_budget_run_adds_the_iteration_matched_supervised_twin(tmp_path) -> None:
+    import json
+
+    from engine.bench import seg
+
+    data = tiny_seg_data(16)
+    for split in ("train", "val", "test"):
+        np.savez(tmp_path / f"{split}.npz", images=data.images, masks=data.labels.astype(np.uint8),
+                 labels=np.arange(16) % 2)
+    out = tmp_path / "out"
+    argv = ["--data", str(tmp_path), "--methods", "seg_supervised,secl", "--label-fractions", "0.25", "--seeds", "0",
+            "--budget-minutes", "0.05", "--threads", "1", "--out", str(out)]
+    assert seg.main(argv) == 0
+    rows = {r["method"]: r for r in json.loads((out / "results.json").read_text())["rows"]}
+    assert set(rows) == {"seg_supervised", "secl", "seg_supervised@secl"}
+    cells = out / "cells"
+    ssl_steps = json.loads((cells / "secl_0.25_0.json").read_text())["steps_run"]
+    twin = json.loads((cells / "seg_supervised@secl_0.25_0.json").read_text())
+    assert twin["steps_run"] == ssl_steps and twin["config"]["budget_minutes"] is None
+    assert rows["seg_supervised@secl"]["budget_minutes"] is None
+    assert "| secl | seg_supervised@secl | 1 |" in (out / "results.md").read_text()   # its paired row
+    assert seg.main(argv) == 0 and len(json.loads((out / "results.json").read_text())["rows"]) == 3  # resumed

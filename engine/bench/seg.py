@@ -3,8 +3,9 @@
 Each cell (method, label_fraction, seed) trains on a seeded labeled subset of train.npz (stratified by the
 image-level labels when the file has them) with the rest unlabeled, selects on val.npz Dice only, and reports
 the test Dice / Jaccard / HD95 / ASD (pixels) of the teacher where one exists (CONTRACTS §5). Every method runs
-the same planned iterations (the baseline skips the unlabeled images), or the same --budget-minutes.
-Resumable: cells already in results.json are skipped. Writes results.md, test_dice.png and overlays_<f>.png.
+the same planned iterations (the baseline skips the unlabeled images), or the same --budget-minutes; with a
+budget each SSL cell also gets `seg_supervised@<method>`, the baseline run for exactly that cell's iterations
+(as bench ssl's `supervised@<method>`). Resumable: cells already in results.json are skipped. Writes results.md, test_dice.png and overlays_<f>.png.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from engine.bench import command, float_metrics, fraction_report, machine, write
 from engine.bench.shared_results import SharedResults
 
 log = logging.getLogger(__name__)
+BASELINE = "seg_supervised"
 SUMMARY_KEYS = ("test_dice", "val_dice", "test_jaccard", "test_hd95", "test_asd", "train_seconds", "epochs_run")
 OVERLAY_CASES = 6  # test cases kept per cell for the overlay grid
 
@@ -37,6 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image-size", type=int, default=None)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--no-matched-baseline", action="store_true",
+                        help=f"skip the {BASELINE}@<method> rows (budget runs: the SSL cell's iterations)")
     parser.add_argument("--out", required=True, type=Path)
 
 
@@ -59,6 +63,13 @@ def run(args: argparse.Namespace) -> int:
             for method in methods:
                 if (method, fraction, seed) not in shared.done():
                     shared.add_row({"run": run_index, **_run_cell(args, splits, method, fraction, seed)})
+                matched = f"{BASELINE}@{method}"
+                if method == BASELINE or BASELINE not in methods or not args.budget_minutes or \
+                        args.no_matched_baseline or (matched, fraction, seed) in shared.done():
+                    continue
+                steps = json.loads((args.out / "cells" / f"{method}_{fraction}_{seed}.json").read_text())["steps_run"]
+                shared.add_row({"run": run_index, **_run_cell(args, splits, BASELINE, fraction, seed, (method, steps)),
+                                "method": matched})
     results = shared.read()
     _report(results, args.out, splits["test"])
     print(f"wrote {results_path}, {args.out / 'results.md'}, {args.out / 'test_dice.png'}")
@@ -81,7 +92,11 @@ def _labeled_subset(train: Any, fraction: float, seed: int) -> np.ndarray:
     return stratified_subset(strata, fraction, seed)
 
 
-def _run_cell(args: argparse.Namespace, splits: dict, method: str, fraction: float, seed: int) -> dict[str, Any]:
+def _run_cell(args: argparse.Namespace, splits: dict, method: str, fraction: float, seed: int,
+              twin_of: tuple[str, int] | None = None) -> dict[str, Any]:
+    """One cell; twin_of = (SSL method, its steps): the supervised twin of that cell, run for exactly its
+    iterations (the wall-clock row is the plain baseline cell)."""
+    max_steps = twin_of[1] if twin_of else None
     from engine.core.config import DataConfig, TrainConfig
     from engine.loaders.datasets import ArrayData
     from engine.training.loop import run_training
@@ -92,9 +107,9 @@ def _run_cell(args: argparse.Namespace, splits: dict, method: str, fraction: flo
     labeled[_labeled_subset(train, fraction, seed)] = True
     data = ArrayData(train["images"], train["masks"].astype(np.int64), class_names, task="segmentation",
                      labeled_mask=labeled, val_images=val["images"], val_labels=val["masks"].astype(np.int64))
-    epochs = args.epochs or (None if args.budget_minutes else 30)
+    epochs = None if max_steps else args.epochs or (None if args.budget_minutes else 30)
     cfg = TrainConfig(method=method, backbone=args.backbone, seed=seed, epochs=epochs, patience=None,
-                      budget_minutes=args.budget_minutes, device=args.device, num_threads=args.threads,
+                      max_steps=max_steps, budget_minutes=None if max_steps else args.budget_minutes, device=args.device, num_threads=args.threads,
                       eval_batch_size=32, data=DataConfig(image_size=args.image_size, labeled_batch=4,
                                                           unlabeled_ratio=1.0))  # METHODS §4.2: 4 + 4
     log.info("cell %s fraction=%s seed=%s labeled=%d", method, fraction, seed, int(labeled.sum()))
@@ -105,7 +120,7 @@ def _run_cell(args: argparse.Namespace, splits: dict, method: str, fraction: flo
            "epochs_run": round(result.epochs_run, 3), "train_seconds": round(result.train_seconds, 1),
            "val_dice": result.best_metrics[role]["dice"], **{f"test_{k}": test[role][k]
                                                               for k in ("dice", "jaccard", "hd95", "asd")}}
-    cell = f"{method}_{fraction}_{seed}"
+    cell = f"{method}@{twin_of[0]}_{fraction}_{seed}" if twin_of else f"{method}_{fraction}_{seed}"
     detail = {"row": row, "roles": {r: {"test": float_metrics(m), "val": float_metrics(result.best_metrics[r])}
                                     for r, m in test.items()},
               "history": result.history, "planned_steps": result.planned_steps, "steps_run": result.steps_run,
@@ -144,7 +159,7 @@ def _report(results: dict[str, Any], out: Path, test: Any) -> None:
                                  "val Dice. HD95/ASD in pixels (NaN cases, e.g. an empty prediction, left out of the "
                                  "mean).")]
     fraction_report(results["rows"], out, intro, SUMMARY_KEYS, "test_dice", "test_dice.png",
-                    "test Dice (mean ± std over seeds)", runs=results["runs"], baseline="seg_supervised")
+                    "test Dice (mean ± std over seeds)", runs=results["runs"], baseline=BASELINE)
     methods = list(dict.fromkeys(r["method"] for r in results["rows"]))
     for fraction in sorted({r["label_fraction"] for r in results["rows"]}):
         _overlay_grid(out, fraction, methods, test)
