@@ -228,14 +228,19 @@ def test_classification_method_refuses_segmentation_data() -> None:
         run_training(TrainConfig(method="mean_teacher", backbone="unet_small", epochs=1), tiny_seg_data())
 
 
+def _tiny_seg_set(folder) -> object:
+    """train/val/test.npz of 16 tiny masked images in `folder`; returns the bench's output folder."""
+    data = tiny_seg_data(16)
+    for split in ("train", "val", "test"):
+        np.savez(folder / f"{split}.npz", images=data.images, masks=data.labels.astype(np.uint8),
+                 labels=np.arange(16) % 2)
+    return folder / "out"
+
+
 def test_bench_seg_writes_rows_report_and_overlays(tmp_path) -> None:
     from engine.bench import seg
 
-    data = tiny_seg_data(16)
-    for split in ("train", "val", "test"):
-        np.savez(tmp_path / f"{split}.npz", images=data.images, masks=data.labels.astype(np.uint8),
-                 labels=np.arange(16) % 2)
-    out = tmp_path / "out"
+    out = _tiny_seg_set(tmp_path)
     argv = ["--data", str(tmp_path), "--methods", "seg_supervised,secl", "--label-fractions", "0.25", "--seeds", "0",
             "--epochs", "1", "--out", str(out)]
     assert seg.main(argv) == 0
@@ -253,11 +258,7 @@ def test_bench_seg_budget_run_adds_the_iteration_matched_supervised_twin(tmp_pat
 
     from engine.bench import seg
 
-    data = tiny_seg_data(16)
-    for split in ("train", "val", "test"):
-        np.savez(tmp_path / f"{split}.npz", images=data.images, masks=data.labels.astype(np.uint8),
-                 labels=np.arange(16) % 2)
-    out = tmp_path / "out"
+    out = _tiny_seg_set(tmp_path)
     argv = ["--data", str(tmp_path), "--methods", "seg_supervised,secl", "--label-fractions", "0.25", "--seeds", "0",
             "--budget-minutes", "0.05", "--threads", "1", "--out", str(out)]
     assert seg.main(argv) == 0
