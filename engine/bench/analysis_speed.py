@@ -33,6 +33,8 @@ from engine.data.importer import ImportRequest, run_import
 from engine.worker import Worker
 
 SETS = ("chest_xray_pneumonia_64", "chest_xray_pneumonia_128")
+# flag -> (baseline: the first slice's path, default): bf16 off, BatchNorm kept, contiguous weights
+SWITCHES = {"MEDSSL_ANALYSIS_FP32": ("1", "0"), "MEDSSL_FOLD_BN": ("0", "1"), "MEDSSL_CHANNELS_LAST": ("0", "1")}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,8 +69,8 @@ def main(argv: list[str] | None = None) -> int:
             n_images = len(s.scalars(select(Project)).one().images)
         runs = {}
         for run_name in ("baseline", "default"):    # the baseline first: bf16, folding and channels-last off
-            for flag, off in (("MEDSSL_ANALYSIS_FP32", "1"), ("MEDSSL_FOLD_BN", "0"), ("MEDSSL_CHANNELS_LAST", "0")):
-                os.environ[flag] = off if run_name == "baseline" else str(1 - int(off))
+            for flag, (baseline, default) in SWITCHES.items():
+                os.environ[flag] = baseline if run_name == "baseline" else default
             with store.sessions.begin() as s:
                 job_id = enqueue(s, "analyze", {"checkpoint_id": checkpoint_id}, project_id=project_id).id
             t0 = time.perf_counter()
@@ -78,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
                 job = s.get(Job, job_id)
                 runs[run_name] = {"status": job.status, "message": job.message, "job_wall_seconds": round(wall, 2),
                                    "stage_seconds": (job.metrics or {}).get("timings")}
-        for flag in ("MEDSSL_ANALYSIS_FP32", "MEDSSL_FOLD_BN", "MEDSSL_CHANNELS_LAST"):
+        for flag in SWITCHES:
             os.environ.pop(flag, None)
         worker.close()
         store.dispose()

@@ -5,7 +5,8 @@ image-level labels when the file has them) with the rest unlabeled, selects on v
 the test Dice / Jaccard / HD95 / ASD (pixels) of the teacher where one exists (CONTRACTS §5). Every method runs
 the same planned iterations (the baseline skips the unlabeled images), or the same --budget-minutes; with a
 budget each SSL cell also gets `seg_supervised@<method>`, the baseline run for exactly that cell's iterations
-(as bench ssl's `supervised@<method>`). Resumable: cells already in results.json are skipped. Writes results.md, test_dice.png and overlays_<f>.png.
+(as bench ssl's `supervised@<method>`). Resumable: cells already in results.json are skipped. Writes results.md,
+test_dice.png and overlays_<f>.png.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from engine.bench import command, float_metrics, fraction_report, machine, write_json
-from engine.bench.shared_results import SharedResults
+from engine.bench.shared_results import SharedResults, twin_to_run
 
 log = logging.getLogger(__name__)
 BASELINE = "seg_supervised"
@@ -63,9 +64,9 @@ def run(args: argparse.Namespace) -> int:
             for method in methods:
                 if (method, fraction, seed) not in shared.done():
                     shared.add_row({"run": run_index, **_run_cell(args, splits, method, fraction, seed)})
-                matched = f"{BASELINE}@{method}"
-                if method == BASELINE or BASELINE not in methods or not args.budget_minutes or \
-                        args.no_matched_baseline or (matched, fraction, seed) in shared.done():
+                matched = twin_to_run(shared, BASELINE, method, fraction, seed, methods,
+                                      off=args.no_matched_baseline or not args.budget_minutes)
+                if matched is None:
                     continue
                 steps = json.loads((args.out / "cells" / f"{method}_{fraction}_{seed}.json").read_text())["steps_run"]
                 shared.add_row({"run": run_index, **_run_cell(args, splits, BASELINE, fraction, seed, (method, steps)),
@@ -96,11 +97,11 @@ def _run_cell(args: argparse.Namespace, splits: dict, method: str, fraction: flo
               twin_of: tuple[str, int] | None = None) -> dict[str, Any]:
     """One cell; twin_of = (SSL method, its steps): the supervised twin of that cell, run for exactly its
     iterations (the wall-clock row is the plain baseline cell)."""
-    max_steps = twin_of[1] if twin_of else None
     from engine.core.config import DataConfig, TrainConfig
     from engine.loaders.datasets import ArrayData
     from engine.training.loop import run_training
 
+    max_steps = twin_of[1] if twin_of else None
     train, val = splits["train"], splits["val"]
     class_names = _class_names(args.data, train["masks"])
     labeled = np.zeros(len(train["masks"]), dtype=bool)
@@ -109,7 +110,8 @@ def _run_cell(args: argparse.Namespace, splits: dict, method: str, fraction: flo
                      labeled_mask=labeled, val_images=val["images"], val_labels=val["masks"].astype(np.int64))
     epochs = None if max_steps else args.epochs or (None if args.budget_minutes else 30)
     cfg = TrainConfig(method=method, backbone=args.backbone, seed=seed, epochs=epochs, patience=None,
-                      max_steps=max_steps, budget_minutes=None if max_steps else args.budget_minutes, device=args.device, num_threads=args.threads,
+                      max_steps=max_steps, budget_minutes=None if max_steps else args.budget_minutes,
+                      device=args.device, num_threads=args.threads,
                       eval_batch_size=32, data=DataConfig(image_size=args.image_size, labeled_batch=4,
                                                           unlabeled_ratio=1.0))  # METHODS §4.2: 4 + 4
     log.info("cell %s fraction=%s seed=%s labeled=%d", method, fraction, seed, int(labeled.sum()))

@@ -56,3 +56,14 @@ class SharedResults:
         """Cells already written by any process (checked again before each cell, so a resumed or parallel
         run skips them)."""
         return {key(r) for r in self.read()["rows"]}
+
+
+def twin_to_run(shared: SharedResults, baseline: str, method: str, fraction: float, seed: int, methods: list[str],
+                off: bool = False, references: tuple[str, ...] = ()) -> str | None:
+    """The `baseline@method` row this SSL cell still needs (bench ssl and seg), or None: the cell is the
+    baseline or a reference row itself, the run has no baseline, twins are `off`, or the twin is done."""
+    twin = f"{baseline}@{method}"
+    if method == baseline or method in references or baseline not in methods or off or \
+            (twin, fraction, seed) in shared.done():
+        return None
+    return twin

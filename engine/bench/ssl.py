@@ -21,7 +21,7 @@ import numpy as np
 
 from engine.bench import class_names as dataset_class_names
 from engine.bench import command, float_metrics, fraction_report, machine, write_json
-from engine.bench.shared_results import SharedResults
+from engine.bench.shared_results import SharedResults, twin_to_run
 
 log = logging.getLogger(__name__)
 SUMMARY_KEYS = ("test_auc", "val_auc", "test_sensitivity", "test_specificity", "test_f1", "test_ece",
@@ -67,9 +67,9 @@ def run(args: argparse.Namespace) -> int:
                 if cell not in shared.done():
                     row = _run_cell(args, splits, class_names, method, fraction, seed, {})
                     shared.add_row({"run": run_index, **row})
-                matched = f"supervised@{method}"
-                if method in ("supervised", "plain") or "supervised" not in methods or args.no_matched_baseline or \
-                        (matched, fraction, seed) in shared.done():
+                matched = twin_to_run(shared, "supervised", method, fraction, seed, methods, args.no_matched_baseline,
+                                      references=("plain",))
+                if matched is None:
                     continue
                 source = json.loads((args.out / "cells" / f"{method}_{fraction}_{seed}.json").read_text())["row"]
                 row = _run_cell(args, splits, class_names, "supervised", fraction, seed, _matching(args, source))

@@ -19,6 +19,7 @@ from db.models import Image
 from db.reading import adjudicate, answer, case_reads, review_queue
 from db.results import active_checkpoint_id
 from db.roles import PermissionDenied, allowed
+from db.store import Store
 from engine.cli.common import UsageError, acting_user, project_or_usage_error, store_from_args
 
 NOTHING_LEFT = 3
@@ -86,18 +87,17 @@ def parse_value(project, text: str | None, kind: str):
 
 
 @contextmanager
-def reading(args: argparse.Namespace) -> Iterator[tuple]:
-    """One write transaction acting for --user, who must be allowed to label in --project."""
-    with write_session(store_from_args(args).sessions) as session:
+def reading(args: argparse.Namespace, store: Store | None = None) -> Iterator[tuple]:
+    """One write transaction acting for --user, who must be allowed to label in --project (on `store`, else
+    the one the options name)."""
+    with write_session((store or store_from_args(args)).sessions) as session:
         project = project_or_usage_error(session, args.project)
         yield session, project, acting_user(session, args, "label", project)
 
 
 def cmd_next(args: argparse.Namespace) -> int:
     store = store_from_args(args)
-    with write_session(store.sessions) as session:   # the role check, then the lease on its own
-        project = project_or_usage_error(session, args.project)
-        user = acting_user(session, args, "label", project)
+    with reading(args, store) as (session, project, user):   # the role check, then the lease on its own
         checkpoint_id = active_checkpoint_id(session, project.id)
     lease = serve_next(store.sessions, project.id, user.id, checkpoint_id)
     if lease is None:
