@@ -4,6 +4,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from engine.methods import losses, ramps
 
@@ -72,3 +73,45 @@ def test_lr_schedule_cosine_and_restart() -> None:
     assert f[0] == 1.0 and f[49] < 0.01 and f[50] == 1.0
     g = ramps.lr_factors(30, "exp_epoch", steps_per_epoch=10, gamma=0.9)
     assert g[10] == pytest.approx(0.9) and g[29] == pytest.approx(0.81)
+
+
+def test_consistency_kl_multiclass_is_batchmean_kl_teacher_to_student() -> None:
+    gen = torch.Generator().manual_seed(11)
+    s, t = torch.randn(5, 3, generator=gen), torch.randn(5, 3, generator=gen)
+    p_t = torch.softmax(t, 1)
+    expected = (p_t * (torch.log(p_t) - torch.log_softmax(s, 1))).sum(1).mean()
+    assert losses.consistency_kl(s, t, "multiclass").item() == pytest.approx(expected.item(), rel=1e-5)
+    assert losses.consistency_kl(t, t, "multiclass").item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_consistency_kl_multilabel_is_mean_bernoulli_kl() -> None:
+    gen = torch.Generator().manual_seed(12)
+    s, t = torch.randn(4, 3, generator=gen), torch.randn(4, 3, generator=gen)
+    q, p = torch.sigmoid(s), torch.sigmoid(t)
+    expected = (p * torch.log(p / q) + (1 - p) * torch.log((1 - p) / (1 - q))).mean()
+    assert losses.consistency_kl(s, t, "multilabel").item() == pytest.approx(expected.item(), rel=1e-4)
+
+
+def test_centred_relation_matrix_subtracts_the_per_feature_batch_mean() -> None:
+    gen = torch.Generator().manual_seed(13)
+    feats = torch.rand(4, 6, generator=gen) + 1.0
+    centred = feats - feats.mean(dim=0, keepdim=True)
+    expected = F.normalize(centred @ centred.t(), p=2, dim=1)
+    assert torch.allclose(losses.relation_matrix(feats, centre=True), expected, atol=1e-6)
+    global_mean = feats - feats.mean()
+    assert not torch.allclose(losses.relation_matrix(feats, centre=True),
+                              F.normalize(global_mean @ global_mean.t(), dim=1), atol=1e-4)
+    rows = feats - feats.mean(dim=1, keepdim=True)
+    assert not torch.allclose(losses.relation_matrix(feats, centre=True),
+                              F.normalize(rows @ rows.t(), dim=1), atol=1e-4)
+
+
+def test_relation_consistency_centres_both_sides_when_asked() -> None:
+    gen = torch.Generator().manual_seed(14)
+    a, b = torch.rand(5, 4, generator=gen) + 0.5, torch.rand(5, 4, generator=gen) + 0.5
+    for centre in (False, True):
+        diff = losses.relation_matrix(a, centre) - losses.relation_matrix(b, centre)
+        expected = (diff ** 2).sum() / 5
+        assert losses.relation_consistency(a, b, centre).item() == pytest.approx(expected.item(), rel=1e-5)
+    mixed = losses.relation_matrix(a, False) - losses.relation_matrix(b, True)
+    assert losses.relation_consistency(a, b, True).item() != pytest.approx(((mixed ** 2).sum() / 5).item())

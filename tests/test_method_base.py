@@ -139,3 +139,25 @@ def test_every_registered_method_is_an_ssl_method_with_its_own_params() -> None:
         cls = METHODS[name]
         assert issubclass(cls, SSLMethod)
         assert isinstance(cls.tasks, tuple) and cls.tasks
+
+
+def test_plain_step_is_weighted_loss_on_flips_drawn_from_the_batch_generator() -> None:
+    torch.manual_seed(0)
+    student = create_model("compact_cnn", num_classes=3, in_chans=1)
+    method = METHODS["plain"](student, "multiclass", 3, ViewMaker(AugConfig(), 0.5, 0.25),
+                              {"class_weights": "balanced"}, np.array([1, 1, 8]))
+    batch = make_batch("multiclass", 4)
+    gen_state = batch.gen.get_state()
+    seen: list[object] = []
+    real = method.views.flipped
+    method.views.flipped = lambda images, gen: seen.append(gen) or real(images, gen)
+    method.student.eval()
+    torch.manual_seed(3)
+    out = method.train_step(batch)
+    assert seen == [batch.gen] and method.student.training
+    assert set(out.logs) == {"loss_sup"} and out.logs["loss_sup"] == pytest.approx(out.loss.item())
+    torch.manual_seed(3)
+    logits = method.student(real(batch.labeled, torch.Generator().set_state(gen_state)))["logits"]
+    weighted = F.cross_entropy(logits, batch.targets, weight=method.class_weight)
+    assert out.loss.item() == pytest.approx(weighted.item(), rel=1e-4)
+    assert out.loss.item() != pytest.approx(F.cross_entropy(logits, batch.targets).item(), rel=1e-4)

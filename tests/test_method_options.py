@@ -51,3 +51,35 @@ def test_src_mt_centring_option_reaches_the_relation_term(monkeypatch) -> None:
     make_method("src_mt", relation_centring=True).train_step(make_batch("multiclass", 60))
     make_method("src_mt").train_step(make_batch("multiclass", 60))
     assert calls == [True, False]
+
+
+def _outs(seed: int) -> tuple[dict, dict]:
+    gen = torch.Generator().manual_seed(seed)
+    student = {"logits": torch.randn(6, 3, generator=gen), "feat": torch.rand(6, 8, generator=gen)}
+    teacher = {"logits": torch.randn(6, 3, generator=gen), "feat": torch.rand(6, 8, generator=gen)}
+    return student, teacher
+
+
+@pytest.mark.parametrize("beta", [0.5, 2.0])
+@pytest.mark.parametrize("centre", [False, True])
+def test_src_mt_terms_are_mt_consistency_plus_beta_times_relation(beta: float, centre: bool) -> None:
+    method = make_method("src_mt", beta=beta, relation_centring=centre)
+    s, t = _outs(21)
+    terms = method.unsupervised_terms(s, t)
+    assert set(terms) == {"cons", "relation"}
+    assert terms["cons"].item() == pytest.approx(consistency_mse(s["logits"], t["logits"], "multiclass").item())
+    expected = beta * relation_consistency(s["feat"], t["feat"], centre)
+    assert terms["relation"].item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_mean_teacher_terms_follow_the_consistency_options() -> None:
+    from engine.methods.losses import consistency_kl
+
+    s, t = _outs(22)
+    mse = make_method("mean_teacher").unsupervised_terms(s, t)
+    assert set(mse) == {"cons"}
+    assert mse["cons"].item() == pytest.approx(consistency_mse(s["logits"], t["logits"], "multiclass").item())
+    kl = make_method("mean_teacher", consistency="kl").unsupervised_terms(s, t)
+    assert kl["cons"].item() == pytest.approx(consistency_kl(s["logits"], t["logits"], "multiclass").item())
+    summed = make_method("mean_teacher", consistency_sum_classes=True).unsupervised_terms(s, t)
+    assert summed["cons"].item() == pytest.approx(3 * mse["cons"].item(), rel=1e-5)

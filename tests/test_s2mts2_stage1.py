@@ -129,3 +129,57 @@ def test_jcl_strength_ramps_linearly_over_stage1() -> None:
         assert out.logs["jcl_strength"] == pytest.approx(method.params.jcl_strength * (step + 1) / 10)
         assert set(out.logs) == {"loss_jcl", "jcl_strength"}
 
+
+
+def test_phase_fractions_name_each_costed_phase() -> None:
+    assert make().phase_fractions() == [("pretrain", 0.0), ("consistency", 0.5)]
+    warm = make(warmup_fraction=0.2).phase_fractions()
+    assert warm == [("pretrain", 0.0), ("warm_start", 0.5), ("consistency", pytest.approx(0.6))]
+    assert make(pretrain_fraction=0.0, warmup_fraction=0.5).phase_fractions() == [
+        ("warm_start", 0.0), ("consistency", 0.5)]
+
+
+def test_stage1_is_saved_once_after_its_last_step_with_every_module_and_the_queue(tmp_path) -> None:
+    path = tmp_path / "deep" / "stage1.pt"
+    method = make(stage1_save=str(path))
+    assert method.pretrain_steps == 10
+    method.after_step(8)
+    assert not path.exists()  # not the last stage-1 step
+    with torch.no_grad():
+        method.query_head[0].bias.add_(1.0)
+        method.queue.mul_(-1.0)
+    method.queue_ids[:3] = torch.tensor([4, 5, 6])
+    method.after_step(9)
+    assert path.exists() and not path.with_suffix(".tmp").exists()
+    saved = torch.load(path, weights_only=True)
+    assert set(saved) == {"student", "teacher", "query_head", "key_head", "queue", "queue_ids"}
+    for name in ("student", "teacher", "query_head", "key_head"):
+        module = getattr(method, name)
+        assert set(saved[name]) == set(module.state_dict())
+        assert all(torch.equal(v, saved[name][k]) for k, v in module.state_dict().items())
+    assert torch.equal(saved["queue"], method.queue) and saved["queue_ids"][:3].tolist() == [4, 5, 6]
+    loaded = make(stage1_load=str(path))
+    assert loaded.stage1_reused and loaded.pretrain_steps == 0
+    assert torch.equal(loaded.query_head[0].bias, method.query_head[0].bias)
+    assert torch.equal(loaded.queue, method.queue) and torch.equal(loaded.queue_ids, method.queue_ids)
+    path.unlink()
+    method.after_step(10)  # stage 2: no second save
+    assert not path.exists()
+    with pytest.raises(FileNotFoundError, match="stage-1 cache"):
+        make(stage1_load=str(path))
+
+
+def test_no_save_without_a_path_and_only_on_the_main_rank(tmp_path, monkeypatch) -> None:
+    method = make()
+    method.after_step(9)  # stage1_save unset: nothing to write, no error
+    assert list(tmp_path.iterdir()) == []
+    assert s2mts2_module._is_main()
+    path = tmp_path / "rank1.pt"
+    other = make(stage1_save=str(path))
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.distributed, "get_rank", lambda: 1)
+    assert not s2mts2_module._is_main()
+    other.after_step(9)
+    assert not path.exists()
+    monkeypatch.setattr(torch.distributed, "get_rank", lambda: 0)
+    assert s2mts2_module._is_main()
