@@ -183,3 +183,90 @@ def test_no_save_without_a_path_and_only_on_the_main_rank(tmp_path, monkeypatch)
     assert not path.exists()
     monkeypatch.setattr(torch.distributed, "get_rank", lambda: 0)
     assert s2mts2_module._is_main()
+
+
+def test_fresh_method_state_before_any_plan() -> None:
+    torch.manual_seed(0)
+    method = METHODS["s2mts2"](create_model("compact_cnn", 3, 1), "multiclass", 3,
+                               views=ViewMaker(AugConfig(), 0.5, 0.25), params={"queue_size": 6, "proj_dim": 16})
+    assert method.params.queue_size == 6  # keyword arguments reach the base class
+    assert method.pretrain_steps == 0 and method.stage1_reused is False and method.plan is None
+    head = method.query_head
+    assert [type(m) for m in head] == [torch.nn.Linear, torch.nn.ReLU, torch.nn.Linear]
+    dim = method.student.num_features
+    assert (head[0].in_features, head[0].out_features, head[2].out_features) == (dim, dim, 16)
+    assert not any(p.requires_grad for p in method.key_head.parameters())
+    assert all(p.requires_grad for p in method.query_head.parameters())
+    assert torch.allclose(method.queue.norm(dim=1), torch.ones(6)) and method.queue.shape == (6, 16)
+    assert method.queue_ids.dtype == torch.long and method.queue_ids.tolist() == [-1] * 6
+    plan = Plan(total_steps=8, steps_per_epoch=2)
+    method.set_plan(plan)
+    assert method.plan == plan and method.planned_steps() == 8 and method.pretrain_steps == 2
+
+
+def test_needs_unlabeled_from_the_first_consistency_step() -> None:
+    method = make(warmup_fraction=0.2)
+    assert method.ssl_start == 12
+    assert not method.needs_unlabeled(11) and method.needs_unlabeled(12)
+
+
+def test_stage1_momentum_updates_skip_bn_buffers_and_draw_views_from_the_batch(monkeypatch) -> None:
+    method = make()
+    calls: list[dict] = []
+    real = s2mts2_module.ema_update
+    monkeypatch.setattr(s2mts2_module, "ema_update", lambda *a, **k: calls.append(k) or real(*a, **k))
+    gens: list[object] = []
+    strong = method.views.strong
+    method.views.strong = lambda images, gen: gens.append(gen) or strong(images, gen)
+    queries: list[torch.Tensor] = []
+    jcl = s2mts2_module.jcl_loss
+    monkeypatch.setattr(s2mts2_module, "jcl_loss", lambda q, *a: queries.append(q) or jcl(q, *a))
+    batch = pool_batch(0, [1, 2, 3, 4])
+    method.pretrain_step(batch)
+    assert calls == [{"buffers": False}, {"buffers": False}]
+    assert len(gens) == method.params.key_views + 1 and all(g is batch.gen for g in gens)
+    assert torch.allclose(queries[0].norm(dim=1), torch.ones(4), atol=1e-5)
+
+
+def test_jcl_strength_of_a_one_step_stage1_is_the_full_strength() -> None:
+    method = make(pretrain_fraction=0.05)
+    assert method.pretrain_steps == 1
+    out = method.pretrain_step(pool_batch(0, [1, 2, 3]))
+    assert out.logs["jcl_strength"] == pytest.approx(method.params.jcl_strength)
+
+
+def test_query_chunks_one_under_ddp_else_the_bn_groups_capped_by_the_batch() -> None:
+    view = torch.zeros(6, 1, 4, 4)
+    assert len(make(shuffle_bn_groups=1)._query_chunks(view)) == 1
+    assert len(make(shuffle_bn_groups=3)._query_chunks(view)) == 3
+    assert len(make(shuffle_bn_groups=3)._query_chunks(view[:2])) == 2
+    wrapped = make(shuffle_bn_groups=3)
+    wrapped.use_student_wrapper(torch.nn.Identity())
+    assert len(wrapped._query_chunks(view)) == 1
+
+
+def test_teacher_ema_starts_on_the_first_stage2_step() -> None:
+    method = make()
+    step = method.pretrain_steps
+    method.train_step(Batch(*_labeled(step)))  # the copy at the stage-2 boundary
+    with torch.no_grad():
+        for p in method.student.parameters():
+            p.add_(1.0)
+    before = [p.clone() for p in method.teacher.parameters()]
+    method.after_step(step)
+    assert any(not torch.equal(a, b) for a, b in zip(before, method.teacher.parameters(), strict=True))
+
+
+def _labeled(step: int) -> tuple:
+    gen = torch.Generator().manual_seed(step)
+    images = torch.randint(0, 256, (6, 1, 16, 16), dtype=torch.uint8, generator=gen)
+    return images[:3], torch.tensor([0, 1, 2]), images[3:], step, gen
+
+
+def test_row_ids_without_indices_never_match_a_queue_id() -> None:
+    gen = torch.Generator()
+    batch = Batch(torch.zeros(2, 1, 4, 4), torch.zeros(2), torch.zeros(3, 1, 4, 4), 0, gen)
+    ids = s2mts2_module._row_ids(batch, 5, torch.device("cpu"))
+    assert ids.tolist() == [-2, -3, -4, -5, -6]
+    indexed = Batch(batch.labeled, batch.targets, batch.unlabeled, 0, gen, torch.tensor([7, 8]), torch.tensor([1]))
+    assert s2mts2_module._row_ids(indexed, 3, torch.device("cpu")).tolist() == [7, 8, 1]

@@ -271,3 +271,15 @@ def test_bench_seg_budget_run_adds_the_iteration_matched_supervised_twin(tmp_pat
     assert rows["seg_supervised@secl"]["budget_minutes"] is None
     assert "| secl | seg_supervised@secl | 1 |" in (out / "results.md").read_text()   # its paired row
     assert seg.main(argv) == 0 and len(json.loads((out / "results.json").read_text())["rows"]) == 3  # resumed
+
+
+def test_seg_mean_teacher_consistency_is_the_per_pixel_softmax_mse() -> None:
+    from engine.methods.losses import consistency_mse
+
+    method = make_seg_method("seg_mean_teacher")
+    gen = torch.Generator().manual_seed(7)
+    s, t = torch.randn(2, 3, 4, 4, generator=gen), torch.randn(2, 3, 4, 4, generator=gen)
+    terms = method.unsupervised_terms({"logits": s}, {"logits": t})
+    expected = ((torch.softmax(s, 1) - torch.softmax(t, 1)) ** 2).mean()
+    assert set(terms) == {"cons"} and terms["cons"].item() == pytest.approx(expected.item(), rel=1e-5)
+    assert terms["cons"].item() != pytest.approx(consistency_mse(s, t, "multilabel").item(), rel=1e-3)
