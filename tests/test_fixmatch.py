@@ -55,3 +55,67 @@ def test_randaugment_is_seeded_bounded_and_changes_images() -> None:
     view = ViewMaker(AugConfig(), 0.5, 0.25).randaugment(torch.randint(0, 256, (4, 1, 16, 16), dtype=torch.uint8),
                                                          torch.Generator().manual_seed(0))
     assert view.shape == (4, 1, 16, 16) and torch.isfinite(view).all()
+
+
+def test_empty_unlabeled_rows_give_zero_loss_with_a_graph_and_rate_zero() -> None:
+    for task in ("multiclass", "multilabel"):
+        student = torch.zeros(0, 3, requires_grad=True)
+        loss, rate = pseudo_label_loss(student, torch.zeros(0, 3), task, 0.95)
+        assert loss.item() == 0.0 and loss.requires_grad and rate == 0.0
+
+
+def test_thresholds_are_inclusive_on_both_sides() -> None:
+    sure = torch.tensor([[200.0, -200.0, 0.0]])  # softmax max exactly 1.0 in float32
+    _, rate = pseudo_label_loss(torch.zeros(1, 3), sure, "multiclass", 1.0)
+    assert rate == 1.0
+    extremes = torch.tensor([[200.0, -200.0]])  # sigmoid exactly 1.0 and exactly 0.0
+    _, rate = pseudo_label_loss(torch.zeros(1, 2), extremes, "multilabel", 1.0)
+    assert rate == 1.0
+
+
+def test_multilabel_targets_round_half_up_and_loss_is_masked_per_label() -> None:
+    student = torch.tensor([[1.0, -0.5, 2.0]])
+    teacher = torch.tensor([[0.0, 4.0, -0.1]])  # p = 0.5 (-> 1), 0.982 (-> 1), 0.475 (-> 0)
+    loss, rate = pseudo_label_loss(student, teacher, "multilabel", 0.5)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(student, torch.tensor([[1.0, 1.0, 0.0]]),
+                                                               reduction="none")
+    assert rate == 1.0 and torch.allclose(loss, bce.mean())
+    loss, rate = pseudo_label_loss(student, teacher, "multilabel", 0.9)  # only the 0.982 label is kept
+    assert rate == pytest.approx(1 / 3) and torch.allclose(loss, bce[0, 1] / 3)
+
+
+def _capture(method) -> dict:
+    captured: dict = {}
+    real = method.student_forward
+
+    def forward(x, **kwargs):
+        captured["out"] = real(x, **kwargs)
+        return captured["out"]
+
+    method.student_forward = forward
+    return captured
+
+
+def test_fixmatch_loss_is_weighted_sup_plus_weight_times_pseudo() -> None:
+    import numpy as np
+
+    from engine.methods import METHODS, Plan
+    from engine.models import create_model
+
+    torch.manual_seed(0)
+    method = METHODS["fixmatch"](create_model("compact_cnn", 3, 1), "multiclass", 3,
+                                 ViewMaker(AugConfig(), 0.5, 0.25),
+                                 {"warmup_fraction": 0.5, "threshold": 0.0, "class_weights": "balanced"},
+                                 np.array([1, 2, 9]))
+    method.set_plan(Plan(total_steps=100, steps_per_epoch=10))
+    assert set(method.train_step(make_batch("multiclass", 49)).logs) == {"loss_sup"}
+    captured = _capture(method)
+    batch = make_batch("multiclass", 50)
+    out = method.train_step(batch)
+    assert set(out.logs) == {"loss_sup", "loss_pseudo", "weight", "mask_rate"}
+    logits = captured["out"]["logits"][:4]
+    weighted = torch.nn.functional.cross_entropy(logits, batch.targets, weight=method.class_weight)
+    assert out.logs["loss_sup"] == pytest.approx(weighted.item(), rel=1e-5)
+    assert out.logs["weight"] == 1.0 and out.logs["loss_pseudo"] > 0
+    expected = out.logs["loss_sup"] + out.logs["weight"] * out.logs["loss_pseudo"]
+    assert out.loss.item() == pytest.approx(expected, rel=1e-5)

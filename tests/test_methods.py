@@ -159,3 +159,106 @@ def test_plain_reference_loop_has_no_teacher_and_only_flips() -> None:
     plain, mirrored = views.plain(images), views.plain(images).flip(-1)
     same = [(torch.equal(o, p) or torch.equal(o, m)) for o, p, m in zip(out, plain, mirrored)]
     assert all(same) and any(not torch.equal(o, p) for o, p in zip(out, plain))
+
+
+def _no_dropout(method) -> None:
+    for model in method.eval_models().values():
+        for module in model.modules():
+            if isinstance(module, torch.nn.Dropout):
+                module.p = 0.0
+
+
+@pytest.mark.parametrize("name", CLASSIFIERS)
+def test_every_random_draw_of_a_step_comes_from_the_batch_generator(name: str) -> None:
+    """Same batch, two different global seeds, no dropout: identical loss and logs in every phase (each run on
+    its own copy: S2MTS2's stage 1 updates its queue and key encoder inside the step)."""
+    import copy
+
+    method = make_method(name, **({"pretrain_fraction": 0.3} if name == "s2mts2" else {}))
+    _no_dropout(method)
+    for step in (0, ssl_step(method)):
+        runs = []
+        for global_seed in (1, 2):
+            torch.manual_seed(global_seed)
+            runs.append(copy.deepcopy(method).train_step(make_batch("multiclass", step)))
+        assert runs[0].loss.item() == runs[1].loss.item() and runs[0].logs == runs[1].logs, (name, step)
+
+
+@pytest.mark.parametrize("name", [n for n in SSL if n != "fixmatch"])  # fixmatch: tests/test_fixmatch.py
+def test_consistency_loss_is_weighted_sup_plus_weight_times_the_terms(name: str) -> None:
+    torch.manual_seed(0)
+    student = create_model("compact_cnn", num_classes=3, in_chans=1)
+    params = {"warmup_fraction": 0.0, "class_weights": "balanced", **({"queue_size": 8} if name == "s2mts2" else {})}
+    method = METHODS[name](student, "multiclass", 3, ViewMaker(AugConfig(), 0.5, 0.25), params, np.array([1, 2, 9]))
+    method.set_plan(Plan(total_steps=100, steps_per_epoch=10))
+    captured: dict = {}
+    real = method.student_forward
+
+    def forward(x, **kwargs):
+        captured["out"] = real(x, **kwargs)
+        return captured["out"]
+
+    method.student_forward = forward
+    batch = make_batch("multiclass", ssl_step(method))
+    out = method.train_step(batch)
+    terms = {k: v for k, v in out.logs.items() if k.startswith("loss_") and k != "loss_sup"}
+    assert terms and {"loss_sup", "weight"} <= set(out.logs) and set(out.logs) == {"loss_sup", "weight", *terms}
+    assert out.logs["weight"] > 0
+    weighted = torch.nn.functional.cross_entropy(captured["out"]["logits"][:4], batch.targets,
+                                                 weight=method.class_weight)
+    assert out.logs["loss_sup"] == pytest.approx(weighted.item(), rel=1e-5)
+    expected = out.logs["loss_sup"] + out.logs["weight"] * sum(terms.values())
+    assert out.loss.item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_mean_teacher_phases_and_the_first_consistency_step() -> None:
+    assert make_method("mean_teacher", warmup_fraction=0.3).phase_fractions() == [
+        ("warm_start", 0.0), ("consistency", 0.3)]
+    assert make_method("mean_teacher").phase_fractions() == [("consistency", 0.0)]
+    method = make_method("mean_teacher", warmup_fraction=0.5)
+    assert method.ssl_start == 50
+    assert set(method.train_step(make_batch("multiclass", 49)).logs) == {"loss_sup"}
+    assert "loss_cons" in method.train_step(make_batch("multiclass", 50)).logs
+
+
+@pytest.mark.parametrize(("consistency_on", "rows"), [("all", 10), ("unlabeled", 6)])
+def test_teacher_sees_the_rows_the_consistency_covers(consistency_on: str, rows: int) -> None:
+    method = make_method("mean_teacher", consistency_on=consistency_on)
+    sizes: list[int] = []
+    real = method.teacher_forward
+    method.teacher_forward = lambda view: sizes.append(view.shape[0]) or real(view)
+    method.train_step(make_batch("multiclass", 50))
+    assert sizes == [rows]
+
+
+def test_weighted_consistency_multiplies_the_gap_by_the_class_weights() -> None:
+    from engine.methods.losses import consistency_mse
+
+    torch.manual_seed(0)
+    method = METHODS["mean_teacher"](create_model("compact_cnn", num_classes=3, in_chans=1), "multiclass", 3,
+                                     ViewMaker(AugConfig(), 0.5, 0.25),
+                                     {"weighted_consistency": True, "class_weights": "balanced"}, np.array([1, 2, 9]))
+    gen = torch.Generator().manual_seed(3)
+    s, t = {"logits": torch.randn(5, 3, generator=gen)}, {"logits": torch.randn(5, 3, generator=gen)}
+    got = method.unsupervised_terms(s, t)["cons"].item()
+    assert got == pytest.approx(consistency_mse(s["logits"], t["logits"], "multiclass", method.class_weight).item())
+    assert got != pytest.approx(consistency_mse(s["logits"], t["logits"], "multiclass").item())
+
+
+@pytest.mark.parametrize(("params", "before_ssl", "after_ssl"), [
+    ({"teacher_mode": "train"}, True, False),  # warm start averages buffers, consistency phase does not
+    ({"teacher_mode": "eval"}, True, True),
+    ({"teacher_mode": "train", "ema_buffers": True}, True, True),
+    ({"teacher_mode": "eval", "ema_buffers": False}, True, False),
+])
+def test_bn_buffers_averaged_per_mode_and_phase(monkeypatch, params: dict, before_ssl: bool,
+                                                after_ssl: bool) -> None:
+    from engine.methods import mean_teacher as module
+
+    method = make_method("mean_teacher", warmup_fraction=0.5, **params)
+    calls: list[bool] = []
+    real = module.ema_update
+    monkeypatch.setattr(module, "ema_update", lambda t, s, r, buffers: calls.append(buffers) or real(t, s, r, buffers))
+    method.after_step(method.ssl_start - 1)
+    method.after_step(method.ssl_start)
+    assert calls == [before_ssl, after_ssl]
