@@ -115,3 +115,28 @@ def test_relation_consistency_centres_both_sides_when_asked() -> None:
         assert losses.relation_consistency(a, b, centre).item() == pytest.approx(expected.item(), rel=1e-5)
     mixed = losses.relation_matrix(a, False) - losses.relation_matrix(b, True)
     assert losses.relation_consistency(a, b, True).item() != pytest.approx(((mixed ** 2).sum() / 5).item())
+
+
+def test_probabilities_softmax_for_multiclass_sigmoid_for_multilabel() -> None:
+    logits = torch.tensor([[2.0, 0.0, -1.0], [0.5, 0.5, 3.0]])
+    assert torch.allclose(losses.probabilities(logits, "multiclass"), torch.softmax(logits, dim=1))
+    assert torch.allclose(losses.probabilities(logits, "multilabel"), torch.sigmoid(logits))
+
+
+def test_multilabel_supervised_loss_uses_class_weights_as_pos_weight() -> None:
+    logits = torch.tensor([[0.3, -1.0], [2.0, 0.5]])
+    targets = torch.tensor([[1.0, 0.0], [1.0, 1.0]])
+    weights = torch.tensor([3.0, 0.5])
+    expected = F.binary_cross_entropy_with_logits(logits, targets, pos_weight=weights)
+    assert torch.allclose(losses.supervised_loss(logits, targets, "multilabel", weights), expected)
+    assert not torch.allclose(losses.supervised_loss(logits, targets, "multilabel"), expected)
+
+
+def test_weighted_consistency_mse_multiplies_each_class_gap() -> None:
+    gen = torch.Generator().manual_seed(15)
+    s, t = torch.randn(4, 3, generator=gen), torch.randn(4, 3, generator=gen)
+    weights = torch.tensor([0.5, 2.0, 4.0])
+    gap = (torch.softmax(s, 1) - torch.softmax(t, 1)) ** 2
+    assert torch.allclose(losses.consistency_mse(s, t, "multiclass", weights), (gap * weights).mean())
+    assert torch.allclose(losses.consistency_mse(s, t, "multiclass", weights, sum_classes=True),
+                          (gap * weights).sum(1).mean())
