@@ -283,3 +283,101 @@ def test_seg_mean_teacher_consistency_is_the_per_pixel_softmax_mse() -> None:
     expected = ((torch.softmax(s, 1) - torch.softmax(t, 1)) ** 2).mean()
     assert set(terms) == {"cons"} and terms["cons"].item() == pytest.approx(expected.item(), rel=1e-5)
     assert terms["cons"].item() != pytest.approx(consistency_mse(s, t, "multilabel").item(), rel=1e-3)
+
+
+def _secl_outs(seed: int = 8) -> tuple[dict, dict, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    student = {"proj": F.normalize(torch.randn(3, 4, 8, 8, generator=gen), dim=1),
+               "logits": torch.randn(3, 2, 32, 32, generator=gen)}
+    teacher = {"proj": F.normalize(torch.randn(3, 4, 8, 8, generator=gen), dim=1),
+               "logits": torch.randn(3, 2, 32, 32, generator=gen) * 4}
+    labels = torch.cat([square_masks(1), torch.full((2, 32, 32), -1)])  # one labeled row, two unlabeled
+    return student, teacher, labels
+
+
+def _secl_with(**params):
+    method = make_seg_method("secl")
+    method.params = type(method.params)(**{"warmup_fraction": 0.0, **params})
+    method.set_plan(method.plan)  # the ramps and ssl_start follow the new params
+    return method
+
+
+def test_secl_region_terms_pass_grid_and_tau() -> None:
+    s, t, labels = _secl_outs()
+    terms = _secl_with(sampling="region", grid=2, tau=0.3).unsupervised_terms(s, t, labels)
+    assert set(terms) == {"con"}
+    assert terms["con"].item() == pytest.approx(region_contrast(s["proj"], t["proj"], 2, 0.3).item(), rel=1e-5)
+
+
+def test_secl_anatomical_targets_are_confident_pseudo_labels_with_ground_truth_where_known() -> None:
+    from engine.methods.seg_losses import downsample_mask
+
+    s, t, labels = _secl_outs()
+    pseudo = pseudo_labels(t["logits"], (8, 8), 0.8)
+    truth = downsample_mask(labels, (8, 8))
+    mixed = torch.where(truth >= 0, truth, pseudo)
+    method = _secl_with(confidence=0.8, tau=0.2, n_anchor=1000, n_neg=1000)
+    got = method.unsupervised_terms(s, t, labels, torch.Generator().manual_seed(0))["con"]
+    assert got.item() == pytest.approx(anatomical_contrast(s["proj"], t["proj"], mixed, 0.2, 1000, 1000).item(),
+                                       rel=1e-5)
+    alone = _secl_with(confidence=0.8, tau=0.2, n_anchor=1000, n_neg=1000, labeled_in_contrast=False)
+    got_alone = alone.unsupervised_terms(s, t, labels)["con"]
+    assert got_alone.item() == pytest.approx(
+        anatomical_contrast(s["proj"], t["proj"], pseudo, 0.2, 1000, 1000).item(), rel=1e-5)
+    assert got.item() != pytest.approx(got_alone.item(), rel=1e-4)
+    assert method.unsupervised_terms(s, t, None)["con"].item() == pytest.approx(got_alone.item(), rel=1e-5)
+
+
+def test_secl_anatomical_subsampling_limits_and_generator_are_passed(monkeypatch) -> None:
+    from engine.methods import secl as secl_module
+
+    seen: dict = {}
+
+    def spy(student, teacher, labels, tau, n_anchor, n_neg, gen):
+        seen.update(tau=tau, n_anchor=n_anchor, n_neg=n_neg, gen=gen)
+        return student.sum() * 0.0
+
+    monkeypatch.setattr(secl_module, "anatomical_contrast", spy)
+    s, t, labels = _secl_outs()
+    gen = torch.Generator()
+    _secl_with(tau=0.15, n_anchor=7, n_neg=9).unsupervised_terms(s, t, labels, gen)
+    assert seen == {"tau": 0.15, "n_anchor": 7, "n_neg": 9, "gen": gen}
+
+
+def test_secl_optional_pixel_consistency_is_scaled() -> None:
+    from engine.methods.losses import consistency_mse
+
+    s, t, labels = _secl_outs()
+    terms = _secl_with(consistency_weight=0.5).unsupervised_terms(s, t, labels)
+    assert set(terms) == {"con", "cons"}
+    expected = 0.5 * consistency_mse(s["logits"], t["logits"], "multiclass")
+    assert terms["cons"].item() == pytest.approx(expected.item(), rel=1e-5)
+    assert set(_secl_with().unsupervised_terms(s, t, labels)) == {"con"}
+
+
+@pytest.mark.parametrize(("params", "step_offset", "encoder_buffers", "head_rate_is_zero"), [
+    ({}, -1, True, True),  # warm-up: buffers averaged; decoder/projector copied
+    ({}, 0, True, True),  # eval-mode teacher (the seg default) averages buffers
+    ({"teacher_mode": "train"}, 0, False, True),
+    ({"teacher_mode": "train", "ema_buffers": True}, 0, True, True),
+    ({"teacher_mode": "train", "ema_scope": "full"}, 0, False, False),
+])
+def test_secl_ema_scope_rates_and_buffers(monkeypatch, params: dict, step_offset: int, encoder_buffers: bool,
+                                          head_rate_is_zero: bool) -> None:
+    from engine.methods import secl as secl_module
+
+    method = _secl_with(warmup_fraction=0.5, **params)
+    calls: list[tuple] = []
+    monkeypatch.setattr(secl_module, "ema_update", lambda t, s, rate, buffers: calls.append((t, s, rate, buffers)))
+    step = method.ssl_start + step_offset
+    method.after_step(step)
+    rate = secl_module.ema_rate(step, method.params.ema_alpha, method.params.ema_warmup, method.planned_steps())
+    assert 0 < rate < 1
+    (enc_t, enc_s, enc_rate, enc_buf), *heads = calls
+    assert enc_t is method.teacher.encoder and enc_s is method.student.encoder
+    assert enc_rate == rate and enc_buf is encoder_buffers
+    assert [(t, s) for t, s, _, _ in heads] == [(method.teacher.decoder, method.student.decoder),
+                                              (method.teacher.projector, method.student.projector)]
+    for _, _, head_rate, head_buf in heads:
+        assert head_rate == (0.0 if head_rate_is_zero else rate)
+        assert head_buf is (encoder_buffers or head_rate_is_zero)
