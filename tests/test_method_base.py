@@ -161,3 +161,42 @@ def test_plain_step_is_weighted_loss_on_flips_drawn_from_the_batch_generator() -
     weighted = F.cross_entropy(logits, batch.targets, weight=method.class_weight)
     assert out.loss.item() == pytest.approx(weighted.item(), rel=1e-4)
     assert out.loss.item() != pytest.approx(F.cross_entropy(logits, batch.targets).item(), rel=1e-4)
+
+
+@pytest.mark.parametrize("name", ["supervised", "seg_supervised"])
+def test_supervised_free_ema_copy_averages_buffers_at_the_plan_rate(monkeypatch, name: str) -> None:
+    from engine.methods import ema as ema_module
+    from engine.methods import supervised as module
+    from engine.models.unet import create_seg_model
+
+    torch.manual_seed(0)
+    seg = name == "seg_supervised"
+    student = create_seg_model("unet_small", 2, 1) if seg else create_model("compact_cnn", num_classes=3, in_chans=1)
+    method = METHODS[name](student, "segmentation" if seg else "multiclass", 2 if seg else 3,
+                           ViewMaker(AugConfig(), 0.5, 0.25))
+    method.set_plan(Plan(total_steps=1000, steps_per_epoch=10))
+    assert method.teacher is not None and not any(p.requires_grad for p in method.teacher.parameters())
+    calls: list[tuple] = []
+    monkeypatch.setattr(module, "ema_update", lambda t, s, rate, buffers: calls.append((t, s, rate, buffers)))
+    method.after_step(250)
+    alpha = 0.99 if seg else 0.98
+    assert calls == [(method.teacher, method.student, ema_module.ema_rate(250, alpha, "plan", 1000), True)]
+    assert calls[0][2] == pytest.approx(alpha)
+    without = METHODS[name](student, "segmentation" if seg else "multiclass", 2 if seg else 3,
+                            ViewMaker(AugConfig(), 0.5, 0.25), {"ema_teacher": False})
+    assert without.teacher is None and list(without.eval_models()) == ["student"]
+    without.after_step(5)  # nothing to average
+    assert len(calls) == 1
+
+
+def test_supervised_step_is_the_whole_train_step() -> None:
+    torch.manual_seed(0)
+    method = METHODS["supervised"](create_model("compact_cnn", num_classes=3, in_chans=1), "multiclass", 3,
+                                   ViewMaker(AugConfig(), 0.5, 0.25))
+    for module in method.student.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    batch = make_batch("multiclass", 70)
+    out = method.train_step(batch)
+    again = method.supervised_step(make_batch("multiclass", 70))
+    assert set(out.logs) == {"loss_sup"} and out.loss.item() == pytest.approx(again.loss.item())
