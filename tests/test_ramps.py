@@ -84,3 +84,10 @@ def test_lr_restarts_begin_a_fresh_schedule_and_out_of_range_restarts_are_ignore
 
 def test_lr_unknown_schedule_is_constant() -> None:
     assert ramps.lr_factors(3, "none").tolist() == [1.0, 1.0, 1.0]
+
+
+def test_linear_ramp_of_length_one_and_default_epoch_length_and_an_early_restart() -> None:
+    assert ramps.linear_rampup(0, 1) == 0.0 and ramps.linear_rampup(1, 1) == 1.0
+    assert ramps.lr_factors(3, "exp_epoch", gamma=0.5).tolist() == pytest.approx([1.0, 0.5, 0.25])
+    f = ramps.lr_factors(4, "poly", gamma=1.0, restarts=(1,))
+    assert f.tolist() == pytest.approx([1.0, 1.0, 2 / 3, 1 / 3])

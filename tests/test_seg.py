@@ -381,3 +381,82 @@ def test_secl_ema_scope_rates_and_buffers(monkeypatch, params: dict, step_offset
     for _, _, head_rate, head_buf in heads:
         assert head_rate == (0.0 if head_rate_is_zero else rate)
         assert head_buf is (encoder_buffers or head_rate_is_zero)
+
+
+DETERMINISTIC_SEG = ["seg_supervised", "seg_mean_teacher", "secl"]  # seg_unimatch: tests/test_seg_unimatch.py
+
+
+def _seg_method_with(name: str, **params):
+    torch.manual_seed(0)
+    base = {} if name == "seg_supervised" else {"warmup_fraction": 0.0}
+    method = METHODS[name](create_seg_model("unet_small", 2, 1), "segmentation", 2, ViewMaker(AugConfig(), 0.5, 0.25),
+                           {**base, **params}, np.array([900, 100]))
+    method.set_plan(Plan(total_steps=100, steps_per_epoch=10))
+    return method
+
+
+@pytest.mark.parametrize("name", DETERMINISTIC_SEG)
+def test_seg_step_draws_come_from_the_batch_generator(name: str) -> None:
+    import copy
+
+    method = _seg_method_with(name, **({} if name == "seg_supervised" else {"warmup_fraction": 0.3}))
+    for step in (0, 50):
+        runs = []
+        for global_seed in (1, 2):
+            torch.manual_seed(global_seed)
+            runs.append(copy.deepcopy(method).train_step(seg_batch(step)))
+        assert runs[0].loss.item() == runs[1].loss.item() and runs[0].logs == runs[1].logs, (name, step)
+
+
+@pytest.mark.parametrize("name", DETERMINISTIC_SEG)
+def test_seg_loss_is_weighted_ce_dice_plus_weight_times_terms(name: str) -> None:
+    from engine.methods.seg_losses import seg_supervised_loss
+
+    method = _seg_method_with(name, class_weights="balanced", dice_weight=0.25)
+    captured: dict = {}
+    real = method.student_forward
+
+    def forward(x, **kwargs):
+        captured["out"] = real(x, **kwargs)
+        return captured["out"]
+
+    method.student_forward = forward
+    batch = seg_batch(50)
+    state = batch.gen.get_state()
+    out = method.train_step(batch)
+    _, masks = method.paired.weak(batch.labeled, batch.targets, torch.Generator().set_state(state))
+    sup = seg_supervised_loss(captured["out"]["logits"][:2], masks, method.class_weight, 0.25)
+    assert out.logs["loss_sup"] == pytest.approx(sup.item(), rel=1e-5)
+    unweighted = seg_supervised_loss(captured["out"]["logits"][:2], masks, None, 0.25)
+    assert out.logs["loss_sup"] != pytest.approx(unweighted.item(), rel=1e-5)
+    terms = {k: v for k, v in out.logs.items() if k.startswith("loss_") and k != "loss_sup"}
+    if name == "seg_supervised":
+        assert set(out.logs) == {"loss_sup"} and out.loss.item() == pytest.approx(sup.item(), rel=1e-5)
+        return
+    assert terms and set(out.logs) == {"loss_sup", "weight", *terms} and out.logs["weight"] > 0
+    expected = out.logs["loss_sup"] + out.logs["weight"] * sum(terms.values())
+    assert out.loss.item() == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize(("consistency_on", "rows"), [("all", 4), ("unlabeled", 2)])
+def test_seg_mean_teacher_rows_labels_and_generator_given_to_the_terms(consistency_on: str, rows: int) -> None:
+    method = _seg_method_with("seg_mean_teacher", warmup_fraction=0.5, consistency_on=consistency_on)
+    assert method.ssl_start == 50
+    assert set(method.train_step(seg_batch(49)).logs) == {"loss_sup"}
+    seen: dict = {}
+    real_teacher, real_terms = method.teacher_forward, method.unsupervised_terms
+    method.teacher_forward = lambda view: seen.setdefault("teacher_rows", view.shape[0]) and real_teacher(view)
+
+    def terms(student_out, teacher_out, labels=None, gen=None):
+        seen.update(student_rows=student_out["logits"].shape[0], labels=labels, gen=gen)
+        return real_terms(student_out, teacher_out, labels, gen)
+
+    method.unsupervised_terms = terms
+    batch = seg_batch(50)
+    out = method.train_step(batch)
+    assert "loss_cons" in out.logs
+    assert seen["teacher_rows"] == rows and seen["student_rows"] == rows and seen["gen"] is batch.gen
+    labels = seen["labels"]
+    assert labels.shape[0] == rows and (labels[-2:] == -1).all()  # the unlabeled rows carry no ground truth
+    if consistency_on == "all":
+        assert (labels[:2] >= 0).float().mean() > 0.5  # the labeled rows carry their (warped) masks
