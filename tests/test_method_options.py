@@ -83,3 +83,41 @@ def test_mean_teacher_terms_follow_the_consistency_options() -> None:
     assert kl["cons"].item() == pytest.approx(consistency_kl(s["logits"], t["logits"], "multiclass").item())
     summed = make_method("mean_teacher", consistency_sum_classes=True).unsupervised_terms(s, t)
     assert summed["cons"].item() == pytest.approx(3 * mse["cons"].item(), rel=1e-5)
+
+
+def test_consistency_plan_exact_weights_for_each_ramp_option() -> None:
+    import numpy as np
+
+    from engine.methods import Plan
+    from engine.methods.ramps import weight_schedule
+
+    fresh = make_method("mean_teacher")
+    assert fresh.needs_unlabeled(0)  # warm-up 0: consistency from the first step
+    cases = [
+        ({"warmup_fraction": 0.2, "rampup_fraction": 0.5, "rampup_min_steps": 0, "lambda_max": 2.0},
+         (20, 40, "sigmoid", None, None)),  # ssl 20..100: ramp 0.5 * 80 = 40 steps
+        ({"warmup_fraction": 0.2, "rampup_fraction": 0.1, "rampup_min_steps": 30, "lambda_max": 2.0},
+         (20, 30, "sigmoid", None, None)),  # the minimum wins over 8 steps
+        ({"warmup_fraction": 0.1, "rampup_epochs": 3, "ramp_kind": "linear", "ramp_per_epoch": True,
+          "gate_epochs": 2, "lambda_max": 2.0}, (10, 30, "linear", 10, 30)),
+    ]
+    for params, (start, ramp, kind, spe, gate) in cases:
+        method = make_method("mean_teacher", **params)
+        method.set_plan(Plan(total_steps=100, steps_per_epoch=10))
+        assert method.ssl_start == start
+        assert not method.needs_unlabeled(start - 1) and method.needs_unlabeled(start)
+        expected = 2.0 * weight_schedule(100, start, ramp, kind, spe, gate)
+        assert np.allclose(method.weights, expected), params
+
+
+def test_eval_mode_teacher_runs_without_dropout_and_train_mode_with_it() -> None:
+    method = make_method("mean_teacher", teacher_mode="eval")
+    view = torch.randn(4, 1, 16, 16)
+    out = method.teacher_forward(view)["logits"]
+    assert not method.teacher.training and not out.is_inference()
+    method.teacher.eval()
+    with torch.no_grad():
+        assert torch.allclose(out, method.teacher(view)["logits"])
+    train = make_method("mean_teacher", teacher_mode="train")
+    train.teacher_forward(view)
+    assert train.teacher.training
