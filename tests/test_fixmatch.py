@@ -6,6 +6,7 @@ from engine.core.config import AugConfig
 from engine.loaders.randaugment import OPS, rand_augment
 from engine.loaders.transforms import ViewMaker
 from engine.methods.fixmatch import pseudo_label_loss
+from tests.method_spies import capture_student_pass
 from tests.test_methods import make_batch, make_method
 
 
@@ -84,18 +85,6 @@ def test_multilabel_targets_round_half_up_and_loss_is_masked_per_label() -> None
     assert rate == pytest.approx(1 / 3) and torch.allclose(loss, bce[0, 1] / 3)
 
 
-def _capture(method) -> dict:
-    captured: dict = {}
-    real = method.student_forward
-
-    def forward(x, **kwargs):
-        captured["out"] = real(x, **kwargs)
-        return captured["out"]
-
-    method.student_forward = forward
-    return captured
-
-
 def test_fixmatch_loss_is_weighted_sup_plus_weight_times_pseudo() -> None:
     import numpy as np
 
@@ -109,7 +98,7 @@ def test_fixmatch_loss_is_weighted_sup_plus_weight_times_pseudo() -> None:
                                  np.array([1, 2, 9]))
     method.set_plan(Plan(total_steps=100, steps_per_epoch=10))
     assert set(method.train_step(make_batch("multiclass", 49)).logs) == {"loss_sup"}
-    captured = _capture(method)
+    captured = capture_student_pass(method)
     batch = make_batch("multiclass", 50)
     out = method.train_step(batch)
     assert set(out.logs) == {"loss_sup", "loss_pseudo", "weight", "mask_rate"}

@@ -7,6 +7,7 @@ from engine.core.config import AugConfig
 from engine.loaders.transforms import ViewMaker
 from engine.methods import METHODS, Batch, Plan, ema
 from engine.models import create_model
+from tests.method_spies import capture_student_pass
 
 torch.set_num_threads(1)  # tiny tensors; the shared 2-core box punishes oversubscription
 CLASSIFIERS = [name for name in METHODS.names() if "multiclass" in METHODS[name].tasks]  # seg: test_seg.py
@@ -191,14 +192,7 @@ def test_consistency_loss_is_weighted_sup_plus_weight_times_the_terms(name: str)
     params = {"warmup_fraction": 0.0, "class_weights": "balanced", **({"queue_size": 8} if name == "s2mts2" else {})}
     method = METHODS[name](student, "multiclass", 3, ViewMaker(AugConfig(), 0.5, 0.25), params, np.array([1, 2, 9]))
     method.set_plan(Plan(total_steps=100, steps_per_epoch=10))
-    captured: dict = {}
-    real = method.student_forward
-
-    def forward(x, **kwargs):
-        captured["out"] = real(x, **kwargs)
-        return captured["out"]
-
-    method.student_forward = forward
+    captured = capture_student_pass(method)
     batch = make_batch("multiclass", ssl_step(method))
     out = method.train_step(batch)
     terms = {k: v for k, v in out.logs.items() if k.startswith("loss_") and k != "loss_sup"}

@@ -17,6 +17,7 @@ from engine.methods.seg_losses import anatomical_contrast, info_nce, pseudo_labe
 from engine.models.unet import SEG_MODELS, create_seg_model
 from engine.scoring.metrics import binary_seg_scores, segmentation_metrics
 from tests.conftest import shared_file
+from tests.method_spies import capture_student_pass
 
 torch.set_num_threads(1)
 SEG_METHODS = [name for name in METHODS.names() if "segmentation" in METHODS[name].tasks]
@@ -413,14 +414,7 @@ def test_seg_loss_is_weighted_ce_dice_plus_weight_times_terms(name: str) -> None
     from engine.methods.seg_losses import seg_supervised_loss
 
     method = _seg_method_with(name, class_weights="balanced", dice_weight=0.25)
-    captured: dict = {}
-    real = method.student_forward
-
-    def forward(x, **kwargs):
-        captured["out"] = real(x, **kwargs)
-        return captured["out"]
-
-    method.student_forward = forward
+    captured = capture_student_pass(method)
     batch = seg_batch(50)
     state = batch.gen.get_state()
     out = method.train_step(batch)

@@ -6,6 +6,7 @@ import torch.nn.functional as F
 
 from engine.methods.seg_unimatch import _cutmix_box, _masked_ce
 from engine.models.unet import create_seg_model
+from tests.method_spies import capture_student_pass
 from tests.test_seg import make_seg_method, seg_batch
 
 
@@ -80,18 +81,11 @@ def test_loss_is_sup_plus_weight_times_the_split_of_strong_and_fp_losses(monkeyp
     from engine.methods import seg_unimatch as module
 
     method = _unimatch(strong_weight=0.3, fp_weight=0.7, threshold=0.6)
-    captured: dict = {}
-    real_forward = method.student_forward
-
-    def forward(x, **kwargs):
-        captured["x"], captured["out"] = x, real_forward(x, **kwargs)
-        return captured["out"]
-
     calls: list = []
     real_ce = module._masked_ce
     monkeypatch.setattr(module, "_masked_ce", lambda logits, target: calls.append((logits, target)) or
                         real_ce(logits, target))
-    method.student_forward = forward
+    captured = capture_student_pass(method)
     torch.manual_seed(0)
     with torch.no_grad():
         method.teacher.decoder.head.bias.copy_(torch.tensor([0.0, 1.0]))  # p(lesion) 0.73 > 0.6 somewhere
@@ -122,14 +116,8 @@ def test_supervised_part_uses_the_class_weights_and_dice_weight() -> None:
                                      {"warmup_fraction": 0.0, "class_weights": "balanced", "dice_weight": 0.25,
                                       "fp_dropout": 1e-9}, np.array([90, 10]))
     method.set_plan(Plan(total_steps=100, steps_per_epoch=10))
-    captured: dict = {}
-    real_forward, real_weak = method.student_forward, method.paired.weak
-
-    def forward(x, **kwargs):
-        captured["out"] = real_forward(x, **kwargs)
-        return captured["out"]
-
-    method.student_forward = forward
+    real_weak = method.paired.weak
+    captured = capture_student_pass(method)
     batch = seg_batch(50)
     gen_state = batch.gen.get_state()
     out = method.train_step(batch)
