@@ -1,5 +1,4 @@
 """seg_unimatch (issue 16 §2): teacher pseudo-labels above tau, two CutMixed strong views, feature perturbation."""
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -105,17 +104,10 @@ def test_loss_is_sup_plus_weight_times_the_split_of_strong_and_fp_losses(monkeyp
 
 
 def test_supervised_part_uses_the_class_weights_and_dice_weight() -> None:
-    from engine.core.config import AugConfig
-    from engine.loaders.transforms import ViewMaker
-    from engine.methods import METHODS, Plan
     from engine.methods.seg_losses import seg_supervised_loss
+    from tests.test_seg_methods import seg_method_with
 
-    torch.manual_seed(0)
-    method = METHODS["seg_unimatch"](create_seg_model("unet_small", 2, 1), "segmentation", 2,
-                                     ViewMaker(AugConfig(), 0.5, 0.25),
-                                     {"warmup_fraction": 0.0, "class_weights": "balanced", "dice_weight": 0.25,
-                                      "fp_dropout": 1e-9}, np.array([90, 10]))
-    method.set_plan(Plan(total_steps=100, steps_per_epoch=10))
+    method = seg_method_with("seg_unimatch", class_weights="balanced", dice_weight=0.25, fp_dropout=1e-9)
     real_weak = method.paired.weak
     captured = capture_student_pass(method)
     batch = seg_batch(50)
