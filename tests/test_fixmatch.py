@@ -88,15 +88,7 @@ def test_multilabel_targets_round_half_up_and_loss_is_masked_per_label() -> None
 def test_fixmatch_loss_is_weighted_sup_plus_weight_times_pseudo() -> None:
     import numpy as np
 
-    from engine.methods import METHODS, Plan
-    from engine.models import create_model
-
-    torch.manual_seed(0)
-    method = METHODS["fixmatch"](create_model("compact_cnn", 3, 1), "multiclass", 3,
-                                 ViewMaker(AugConfig(), 0.5, 0.25),
-                                 {"warmup_fraction": 0.5, "threshold": 0.0, "class_weights": "balanced"},
-                                 np.array([1, 2, 9]))
-    method.set_plan(Plan(total_steps=100, steps_per_epoch=10))
+    method = make_method("fixmatch", class_counts=np.array([1, 2, 9]), warmup_fraction=0.5, class_weights="balanced")
     assert set(method.train_step(make_batch("multiclass", 49)).logs) == {"loss_sup"}
     captured = capture_student_pass(method)
     batch = make_batch("multiclass", 50)

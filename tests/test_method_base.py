@@ -14,7 +14,7 @@ from engine.loaders.transforms import ViewMaker
 from engine.methods import METHODS, Plan
 from engine.methods.base import BaseParams, SSLMethod, class_weights, coerce_params
 from engine.models import create_model
-from tests.test_methods import make_batch
+from tests.test_methods import make_batch, make_method, no_dropout
 
 torch.set_num_threads(1)
 
@@ -142,10 +142,7 @@ def test_every_registered_method_is_an_ssl_method_with_its_own_params() -> None:
 
 
 def test_plain_step_is_weighted_loss_on_flips_drawn_from_the_batch_generator() -> None:
-    torch.manual_seed(0)
-    student = create_model("compact_cnn", num_classes=3, in_chans=1)
-    method = METHODS["plain"](student, "multiclass", 3, ViewMaker(AugConfig(), 0.5, 0.25),
-                              {"class_weights": "balanced"}, np.array([1, 1, 8]))
+    method = make_method("plain", class_counts=np.array([1, 1, 8]), class_weights="balanced")
     batch = make_batch("multiclass", 4)
     gen_state = batch.gen.get_state()
     seen: list[object] = []
@@ -190,12 +187,8 @@ def test_supervised_free_ema_copy_averages_buffers_at_the_plan_rate(monkeypatch,
 
 
 def test_supervised_step_is_the_whole_train_step() -> None:
-    torch.manual_seed(0)
-    method = METHODS["supervised"](create_model("compact_cnn", num_classes=3, in_chans=1), "multiclass", 3,
-                                   ViewMaker(AugConfig(), 0.5, 0.25))
-    for module in method.student.modules():
-        if isinstance(module, torch.nn.Dropout):
-            module.p = 0.0
+    method = make_method("supervised")
+    no_dropout(method)
     batch = make_batch("multiclass", 70)
     out = method.train_step(batch)
     again = method.supervised_step(make_batch("multiclass", 70))

@@ -15,7 +15,8 @@ LABELED_ONLY = ("supervised", "plain")  # no unlabeled term; plain has no EMA co
 SSL = [name for name in CLASSIFIERS if name not in LABELED_ONLY]
 
 
-def make_method(name: str, task: str = "multiclass", **params):
+def make_method(name: str, task: str = "multiclass", class_counts: np.ndarray | None = None, **params):
+    """A seeded compact-CNN method planned for 100 steps; class_counts feed `class_weights` when set."""
     torch.manual_seed(0)
     student = create_model("compact_cnn", num_classes=3, in_chans=1)
     params = {"warmup_fraction": 0.0, **params} if name not in LABELED_ONLY else params
@@ -23,7 +24,7 @@ def make_method(name: str, task: str = "multiclass", **params):
         params.setdefault("queue_size", 8)
     if name == "fixmatch":  # an untrained teacher is never 95 % sure: keep every pseudo-label in these tests
         params.setdefault("threshold", 0.0)
-    method = METHODS[name](student, task, 3, ViewMaker(AugConfig(), 0.5, 0.25), params)
+    method = METHODS[name](student, task, 3, ViewMaker(AugConfig(), 0.5, 0.25), params, class_counts)
     method.set_plan(Plan(total_steps=100, steps_per_epoch=10))
     return method
 
@@ -162,7 +163,7 @@ def test_plain_reference_loop_has_no_teacher_and_only_flips() -> None:
     assert all(same) and any(not torch.equal(o, p) for o, p in zip(out, plain))
 
 
-def _no_dropout(method) -> None:
+def no_dropout(method) -> None:
     for model in method.eval_models().values():
         for module in model.modules():
             if isinstance(module, torch.nn.Dropout):
@@ -176,7 +177,7 @@ def test_every_random_draw_of_a_step_comes_from_the_batch_generator(name: str) -
     import copy
 
     method = make_method(name, **({"pretrain_fraction": 0.3} if name == "s2mts2" else {}))
-    _no_dropout(method)
+    no_dropout(method)
     for step in (0, ssl_step(method)):
         runs = []
         for global_seed in (1, 2):
@@ -187,11 +188,7 @@ def test_every_random_draw_of_a_step_comes_from_the_batch_generator(name: str) -
 
 @pytest.mark.parametrize("name", [n for n in SSL if n != "fixmatch"])  # fixmatch: tests/test_fixmatch.py
 def test_consistency_loss_is_weighted_sup_plus_weight_times_the_terms(name: str) -> None:
-    torch.manual_seed(0)
-    student = create_model("compact_cnn", num_classes=3, in_chans=1)
-    params = {"warmup_fraction": 0.0, "class_weights": "balanced", **({"queue_size": 8} if name == "s2mts2" else {})}
-    method = METHODS[name](student, "multiclass", 3, ViewMaker(AugConfig(), 0.5, 0.25), params, np.array([1, 2, 9]))
-    method.set_plan(Plan(total_steps=100, steps_per_epoch=10))
+    method = make_method(name, class_counts=np.array([1, 2, 9]), class_weights="balanced")
     captured = capture_student_pass(method)
     batch = make_batch("multiclass", ssl_step(method))
     out = method.train_step(batch)
@@ -228,10 +225,8 @@ def test_teacher_sees_the_rows_the_consistency_covers(consistency_on: str, rows:
 def test_weighted_consistency_multiplies_the_gap_by_the_class_weights() -> None:
     from engine.methods.losses import consistency_mse
 
-    torch.manual_seed(0)
-    method = METHODS["mean_teacher"](create_model("compact_cnn", num_classes=3, in_chans=1), "multiclass", 3,
-                                     ViewMaker(AugConfig(), 0.5, 0.25),
-                                     {"weighted_consistency": True, "class_weights": "balanced"}, np.array([1, 2, 9]))
+    method = make_method("mean_teacher", class_counts=np.array([1, 2, 9]), weighted_consistency=True,
+                         class_weights="balanced")
     gen = torch.Generator().manual_seed(3)
     s, t = {"logits": torch.randn(5, 3, generator=gen)}, {"logits": torch.randn(5, 3, generator=gen)}
     got = method.unsupervised_terms(s, t)["cons"].item()
