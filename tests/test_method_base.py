@@ -164,13 +164,11 @@ def test_plain_step_is_weighted_loss_on_flips_drawn_from_the_batch_generator() -
 def test_supervised_free_ema_copy_averages_buffers_at_the_plan_rate(monkeypatch, name: str) -> None:
     from engine.methods import ema as ema_module
     from engine.methods import supervised as module
-    from engine.models.unet import create_seg_model
+    from tests.test_seg_methods import seg_method_with
 
-    torch.manual_seed(0)
     seg = name == "seg_supervised"
-    student = create_seg_model("unet_small", 2, 1) if seg else create_model("compact_cnn", num_classes=3, in_chans=1)
-    method = METHODS[name](student, "segmentation" if seg else "multiclass", 2 if seg else 3,
-                           ViewMaker(AugConfig(), 0.5, 0.25))
+    build = seg_method_with if seg else make_method
+    method = build(name)
     method.set_plan(Plan(total_steps=1000, steps_per_epoch=10))
     assert method.teacher is not None and not any(p.requires_grad for p in method.teacher.parameters())
     calls: list[tuple] = []
@@ -179,8 +177,7 @@ def test_supervised_free_ema_copy_averages_buffers_at_the_plan_rate(monkeypatch,
     alpha = 0.99 if seg else 0.98
     assert calls == [(method.teacher, method.student, ema_module.ema_rate(250, alpha, "plan", 1000), True)]
     assert calls[0][2] == pytest.approx(alpha)
-    without = METHODS[name](student, "segmentation" if seg else "multiclass", 2 if seg else 3,
-                            ViewMaker(AugConfig(), 0.5, 0.25), {"ema_teacher": False})
+    without = build(name, ema_teacher=False)
     assert without.teacher is None and list(without.eval_models()) == ["student"]
     without.after_step(5)  # nothing to average
     assert len(calls) == 1

@@ -122,9 +122,9 @@ def test_supervised_part_uses_the_class_weights_and_dice_weight() -> None:
 
 
 def test_supervised_only_before_ssl_start_or_without_unlabeled_images() -> None:
-    method = make_seg_method("seg_unimatch")
-    method.params = type(method.params)(warmup_fraction=0.5)
-    method.set_plan(method.plan)
+    from tests.test_seg_methods import seg_method_with
+
+    method = seg_method_with("seg_unimatch", warmup_fraction=0.5)
     assert method.ssl_start == 50
     assert set(method.train_step(seg_batch(49)).logs) == {"loss_sup"}
     assert "loss_s1" in method.train_step(seg_batch(50)).logs
