@@ -97,7 +97,7 @@ def _run_cell(args: argparse.Namespace, splits: dict, method: str, fraction: flo
               twin_of: tuple[str, int] | None = None) -> dict[str, Any]:
     """One cell; twin_of = (SSL method, its steps): the supervised twin of that cell, run for exactly its
     iterations (the wall-clock row is the plain baseline cell)."""
-    from engine.core.config import DataConfig, TrainConfig
+    from engine.core.config import SEGMENTATION_AUG, DataConfig, TrainConfig
     from engine.loaders.datasets import ArrayData
     from engine.training.loop import run_training
 
@@ -113,7 +113,8 @@ def _run_cell(args: argparse.Namespace, splits: dict, method: str, fraction: flo
                       max_steps=max_steps, budget_minutes=None if max_steps else args.budget_minutes,
                       device=args.device, num_threads=args.threads,
                       eval_batch_size=32, data=DataConfig(image_size=args.image_size, labeled_batch=4,
-                                                          unlabeled_ratio=1.0))  # METHODS §4.2: 4 + 4
+                                                          unlabeled_ratio=1.0,  # METHODS §4.2: 4 + 4
+                                                          aug=SEGMENTATION_AUG))  # the product's mask default
     log.info("cell %s fraction=%s seed=%s labeled=%d", method, fraction, seed, int(labeled.sum()))
     result = run_training(cfg, data)
     test, masks = _evaluate(cfg, result, splits["test"], class_names, data.in_chans)

@@ -9,12 +9,17 @@ from typing import Any, Literal
 
 @dataclass(frozen=True)
 class AugConfig:
-    """Batched tensor augmentation. `weak` feeds the teacher and labeled images; `strong` the student's unlabeled view."""
+    """Batched tensor augmentation. `weak` feeds the teacher and labeled images; `strong` the student's unlabeled view.
+
+    The weak view is flips only (DECISIONS: weak view = flips): decided on val AUC for the supervised baseline and
+    S²MTS² (docs/results/defaults_chest64_*_weak_view). Segmentation keeps the affine jitter (SEGMENTATION_AUG)
+    until a val run decides it for masks.
+    """
 
     hflip: bool = True  # chest/skin images tolerate mirroring (both papers flip)
-    weak_rotate_deg: float = 10.0  # SRC-MT's RandomAffine(10)
-    weak_translate: float = 0.04
-    weak_scale: tuple[float, float] = (0.95, 1.05)
+    weak_rotate_deg: float = 0.0  # SRC-MT's paper config keeps RandomAffine(10) (engine/configs/papers.py)
+    weak_translate: float = 0.0
+    weak_scale: tuple[float, float] = (1.0, 1.0)
     strong_rotate_deg: float = 15.0
     strong_translate: float = 0.08
     strong_scale: tuple[float, float] = (0.85, 1.15)
@@ -23,6 +28,10 @@ class AugConfig:
     strong_noise_std: float = 0.03
     strong_erase_prob: float = 0.5  # one random rectangle (cutout) per image
     strong_erase_frac: float = 0.25  # max side of the rectangle as a fraction of the image side
+
+
+# The first slice's weak view (10°, 4 % shift, scale 0.95–1.05): still the default for segmentation projects.
+SEGMENTATION_AUG = AugConfig(weak_rotate_deg=10.0, weak_translate=0.04, weak_scale=(0.95, 1.05))
 
 
 @dataclass(frozen=True)
@@ -69,7 +78,7 @@ class TrainConfig:
     patience: int | None = 4  # epochs without val-AUC gain before early stop; None disables
     device: str = "auto"
     amp: bool = True  # CUDA only: bf16 where supported, else fp16
-    channels_last: bool = True  # CUDA only
+    channels_last: bool = True  # CUDA and CPU (oneDNN's NHWC kernels); not MPS
     eval_batch_size: int = 512
     threshold: float | None = None  # None: argmax (multiclass) / 0.5 (multilabel); SRC-MT paper: 0.18
     auc_classes: tuple[str, ...] | None = None  # classes averaged into macro AUC (ChestX-ray14: 14 diseases)

@@ -17,7 +17,7 @@ from db.models import Project
 from db.project_settings import effective
 from db.readiness import training_readiness
 from db.results import add_checkpoint, checkpoint_of_job, mark_shadow_of, set_active
-from engine.core.config import TrainConfig, replace
+from engine.core.config import SEGMENTATION_AUG, AugConfig, TrainConfig, replace, to_dict
 from engine.data.catalog import SEGMENTATION_BACKBONES, SEGMENTATION_METHODS, defaults_for
 from engine.jobs import register_handler
 from engine.jobs.context import JobCancelled, JobContext, JobInterrupted
@@ -120,9 +120,19 @@ def build_config(params: dict[str, Any], task: str) -> TrainConfig:
     if (raw["method"] in SEGMENTATION_METHODS) != (task == Task.SEGMENTATION):
         raise ValueError(f"method {raw['method']!r} does not fit a {task} project "
                          f"(segmentation: {', '.join(SEGMENTATION_METHODS)})")
-    if task == Task.SEGMENTATION and raw["backbone"] not in SEGMENTATION_BACKBONES:
-        raw["backbone"] = defaults["backbone"]
+    if task == Task.SEGMENTATION:
+        if raw["backbone"] not in SEGMENTATION_BACKBONES:
+            raw["backbone"] = defaults["backbone"]
+        raw["data"] = _segmentation_data(dict(raw.get("data") or {}))
     return TrainConfig.from_dict(raw)
+
+
+def _segmentation_data(data: dict[str, Any]) -> dict[str, Any]:
+    """Masks keep the affine-jittered weak view (SEGMENTATION_AUG) under any aug keys the job sets itself."""
+    aug = data.get("aug")
+    if isinstance(aug, AugConfig):
+        return data
+    return {**data, "aug": {**to_dict(SEGMENTATION_AUG), **dict(aug or {})}}
 
 
 @register_handler("train")

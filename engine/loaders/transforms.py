@@ -75,6 +75,8 @@ def _affine(x: torch.Tensor, gen: torch.Generator, rotate_deg: float, translate:
     shift = _uniform(gen, 2 * n, -translate, translate, dev).view(n, 2) * 2.0  # grid units span [-1, 1]
     flip = torch.where(torch.rand(n, generator=gen, device=dev) < 0.5, -1.0, 1.0) if hflip else \
         torch.ones(n, device=dev)
+    if rotate_deg == 0 and translate == 0 and tuple(scale) == (1.0, 1.0):  # mirror only: no resampling
+        return torch.where((flip < 0).view(-1, *([1] * (x.dim() - 1))), x.flip(-1), x)
     cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
     theta = torch.stack([torch.stack([cos * flip, -sin, shift[:, 0]], 1),
                          torch.stack([sin * flip, cos, shift[:, 1]], 1)], 1)  # (B, 2, 3)
