@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from engine.bench import speed
 from engine.cli.bench_commands import SUITES
@@ -68,3 +69,25 @@ def test_speed_is_a_bench_suite() -> None:
 
 def test_unknown_backbone_is_a_usage_error(tiny: Path, tmp_path: Path) -> None:
     assert speed.main(["--data", str(tiny), "--backbones", "nope", "--out", str(tmp_path / "o")]) == 2
+
+
+def test_contiguous_what_if_trains_nchw_and_says_so(tiny: Path, tmp_path: Path, monkeypatch) -> None:
+    """Training is channels-last on CPU since issue 16; `--contiguous` measures the old layout, and says so."""
+    from engine.training import loop
+
+    layouts: list[bool] = []
+    original = loop._Trainer.__init__
+
+    def spy(self, cfg, *args, **kwargs) -> None:
+        original(self, cfg, *args, **kwargs)
+        conv = next(m for m in self.method.modules() if isinstance(m, torch.nn.Conv2d) and m.in_channels > 1)
+        layouts.append(conv.weight.is_contiguous())
+
+    monkeypatch.setattr(loop._Trainer, "__init__", spy)
+    for flag, out in ((["--contiguous"], tmp_path / "nchw"), ([], tmp_path / "nhwc")):
+        assert speed.main(["--data", str(tiny), "--methods", "supervised", "--backbones", "compact_cnn", "--steps",
+                           "2", "--matmul-sizes", "64", "--threads", "1", *flag, "--out", str(out)]) == 0
+    assert layouts == [True, False]
+    assert json.loads((tmp_path / "nchw" / "results.json").read_text())["runs"][0]["contiguous"] is True
+    assert "What-if run: models in NCHW" in (tmp_path / "nchw" / "results.md").read_text()
+    assert "What-if" not in (tmp_path / "nhwc" / "results.md").read_text()

@@ -38,8 +38,9 @@ def score(counts: collections.Counter) -> float | None:
 
 
 def report(result: dict) -> str:
-    lines = ["# Mutation testing of engine/methods (mutmut)", "", (f"`{result['command']}` after "
-             f"`{result['mutmut_command']}`  "), result["machine"], "",
+    table_command = result["command"].split(" --mutmut-command ")[0]  # its argument is the next line's command
+    lines = ["# Mutation testing of engine/methods (mutmut)", "", f"Mutants: `{result['mutmut_command']}`  ",
+             f"Table: `{table_command}`  ", result["machine"], "",
              (f"**Score {result['score_percent']} % over {result['checked']} checked mutants** "
              f"({result['not_checked']} of {result['total']} not checked yet)."), "",
              "| module | killed | survived | no tests | timeout | not checked | score |", "|---|---|---|---|---|---|---|"]

@@ -41,8 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: as training)")
     parser.add_argument("--label-fraction", type=float, default=0.05)
     parser.add_argument("--matmul-sizes", default="1024,2048", help="square fp32 matmul sizes (the reference)")
-    parser.add_argument("--cpu-channels-last", action="store_true",
-                        help="what-if: models in channels_last on CPU too (train does this on CUDA only)")
+    parser.add_argument("--contiguous", action="store_true",
+                        help="what-if: models in NCHW on CPU, as training was before issue 16 (train: channels-last)")
     parser.add_argument("--out", required=True, type=Path)
 
 
@@ -82,7 +82,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         row["fraction_of_matmul"] = row["gflops"] / peak
     rows = [summary(phases, m, b, peak, evals.get((m, b))) for b in backbones for m in methods]
     result = {"runs": [{"command": "python -m engine bench speed " + shlex.join(argv), "machine": machine(threads),
-                        "started": started, "threads": threads, "cpu_channels_last": args.cpu_channels_last,
+                        "started": started, "threads": threads, "contiguous": args.contiguous,
                         "seconds": round(time.perf_counter() - tic, 1)}],
               "matmul": {"gflops": peak, "samples": samples}, "rows": rows, "phases": phases,
               "goals": goals(rows, default_backbone)}
@@ -130,12 +130,9 @@ def _measure(data: Any, method: str, backbone: str, args: argparse.Namespace,
     from engine.core.config import TrainConfig
     from engine.training.loop import _Trainer  # the loop's own step, not a copy of it
 
-    cfg = TrainConfig(method=method, backbone=backbone, device="cpu", num_threads=args.threads)
+    cfg = TrainConfig(method=method, backbone=backbone, device="cpu", num_threads=args.threads,
+                      channels_last=not args.contiguous)
     trainer = _Trainer(cfg, data, method, (), None, None)
-    if args.cpu_channels_last:
-        import torch
-
-        trainer.method.to(memory_format=torch.channels_last)
     total = trainer._fixed_total()  # the default run's plan: ramps and phases as `train` would set them
     trainer._set_plan(total)
     bounds = [(name, 0 if frac == 0 else int(frac * total) + 1) for name, frac in trainer.method.phase_fractions()]

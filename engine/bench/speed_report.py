@@ -61,12 +61,12 @@ def markdown(result: dict[str, Any]) -> str:
     run, mm, outcome = result["runs"][0], result["matmul"], result["goals"]
     sizes = "; ".join(f"{m['when']}: " + ", ".join(f"{n} → {g:.1f}" for n, g in m["per_size"].items())
                       for m in mm["samples"])
-    what_if = "**What-if run: models in channels_last on CPU** (train does this on CUDA only)."
+    what_if = "**What-if run: models in NCHW (contiguous) on CPU** (train runs channels-last since issue 16)."
     reference = (f"torch.matmul fp32 reference: **{mm['gflops']:.1f} GFLOP/s**, the best median of the samples "
                  f"(n → GFLOP/s: {sizes}).")
     lines = ["# bench speed", "", f"`{run['command']}`", "",
              f"Machine: {run['machine']}; started {run['started']}; whole run {run['seconds']} s.", "",
-             reference, "", *([what_if, ""] if run["cpu_channels_last"] else []), HEAD, ""]
+             reference, "", *([what_if, ""] if run.get("contiguous") else []), HEAD, ""]
     lines += _table(ROW_COLS, [
         [r["backbone"], r["method"], f"{r['images_per_s']:.1f}", f"{r['gflops']:.1f}",
          f"{r['fraction_of_matmul']:.0%}", f"{r['pipeline_ratio_min']:.1f}", f"{r['projected_train_minutes']:.1f}",
