@@ -69,3 +69,18 @@ def test_bench_ssl_has_a_plain_reference_row_without_a_matched_twin(tmp_path: Pa
                      "--seeds", "0", "--epochs", "1", "--threads", "1", "--out", str(tmp_path / "out")]) == 0
     rows = json.loads((tmp_path / "out" / "results.json").read_text())["rows"]
     assert sorted(r["method"] for r in rows) == ["mean_teacher", "plain", "supervised", "supervised@mean_teacher"]
+
+
+def test_time_matched_twin_of_a_sub_tenth_second_run_gets_a_real_budget() -> None:
+    """Regression (CI OOM): a 0.04 s cell was stored as train_seconds 0.0, its twin got budget_minutes 0.0,
+    which read as "no budget", planned 10**9 epochs and allocated a 15 GiB LR schedule."""
+    import argparse
+
+    from engine.bench.ssl import MIN_MATCHED_SECONDS, _matching
+
+    args = argparse.Namespace(budget_minutes=None)
+    assert _matching(args, {"train_seconds": 0.0, "_seconds": 0.04}) == {
+        "budget_minutes": MIN_MATCHED_SECONDS / 60.0, "epochs": None}
+    assert _matching(args, {"train_seconds": 12.3, "_seconds": 12.34}) == {"budget_minutes": 12.34 / 60.0,
+                                                                          "epochs": None}
+    assert _matching(args, {"train_seconds": 7.0}) == {"budget_minutes": 7.0 / 60.0, "epochs": None}  # old cells

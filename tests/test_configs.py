@@ -70,3 +70,17 @@ def test_paper_configs_are_valid_and_round_trip(name: str) -> None:
     assert paper.train.data.epoch_definition == "labeled"  # the papers' own epoch (CONTRACTS §6)
     if paper.train.auc_classes:
         assert "No Finding" not in paper.train.auc_classes and len(paper.train.auc_classes) == 14
+
+
+@pytest.mark.parametrize("bounds", [{"epochs": None}, {"epochs": None, "budget_minutes": 0.0},
+                                    {"epochs": 0}, {"epochs": None, "max_steps": 0},
+                                    {"epochs": None, "budget_minutes": -1.0}])
+def test_a_run_without_a_positive_bound_is_refused(bounds: dict) -> None:
+    """A zero budget once meant "no budget" and a 10**9-epoch plan (a 15 GiB schedule array)."""
+    with pytest.raises(ValueError, match="must be > 0|needs epochs"):
+        TrainConfig(**bounds)
+
+
+def test_each_single_bound_is_enough() -> None:
+    for bounds in ({"epochs": 3}, {"epochs": None, "max_steps": 5}, {"epochs": None, "budget_minutes": 0.01}):
+        TrainConfig(**bounds)

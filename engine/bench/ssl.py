@@ -26,6 +26,7 @@ from engine.bench.shared_results import SharedResults, twin_to_run
 log = logging.getLogger(__name__)
 SUMMARY_KEYS = ("test_auc", "val_auc", "test_sensitivity", "test_specificity", "test_f1", "test_ece",
                 "train_seconds", "epochs_run")
+MIN_MATCHED_SECONDS = 0.5  # a time-matched twin gets at least this (a 0-second budget is not a budget)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -83,7 +84,8 @@ def _matching(args: argparse.Namespace, source: dict[str, Any]) -> dict[str, Any
     """The other comparison for this SSL cell: its iterations (budget mode) or its seconds (epoch mode)."""
     if args.budget_minutes:
         return {"budget_minutes": None, "epochs": None, "max_steps": source["_steps"]}
-    return {"budget_minutes": source["train_seconds"] / 60.0, "epochs": None}
+    seconds = source.get("_seconds", source["train_seconds"])  # unrounded: a tiny run's 0.04 s rounds to 0.0
+    return {"budget_minutes": max(seconds, MIN_MATCHED_SECONDS) / 60.0, "epochs": None}
 
 
 def _run_cell(args: argparse.Namespace, splits: dict, class_names: tuple[str, ...], method: str,
@@ -119,6 +121,7 @@ def _run_cell(args: argparse.Namespace, splits: dict, class_names: tuple[str, ..
            "val_auc": result.best_metrics[role]["auc"], "test_auc": test[role]["auc"],
            "test_sensitivity": test[role]["sensitivity"], "test_specificity": test[role]["specificity"],
            "test_f1": test[role]["f1"], "test_ece": test[role]["ece"], "_steps": result.steps_run,
+           "_seconds": result.train_seconds,
            **({"stage1_reused": bool(stage1_existed)} if method == "s2mts2" and args.reuse_stage1 else {})}
     detail = {"row": row, "roles": {r: {"test": float_metrics(m), "val": float_metrics(result.best_metrics[r])}
                                     for r, m in test.items()},

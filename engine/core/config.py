@@ -88,6 +88,16 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
 
+    def __post_init__(self) -> None:
+        """A run must end: a zero budget once read as "no budget" and planned 10**9 epochs (a 15 GiB
+        schedule array), so a non-positive bound is an error and at least one bound must be set."""
+        for name in ("epochs", "max_steps", "budget_minutes"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"{name} must be > 0 (got {value!r})")
+        if self.epochs is None and self.max_steps is None and self.budget_minutes is None:
+            raise ValueError("a run needs epochs, max_steps or budget_minutes")
+
     def to_dict(self) -> dict[str, Any]:
         return to_dict(self)
 
