@@ -82,7 +82,7 @@ class _Trainer(PlanMixin, RunStateMixin):
         counts = self._class_counts()
         self.method: SSLMethod = METHODS[method](student, data.task, len(data.class_names), self.views,
                                                  cfg.method_params, counts).to(self.device)
-        if self.device.type in ("cuda", "cpu") and cfg.channels_last:  # CPU: 1.25–1.6× faster steps (DECISIONS)
+        if self.device.type in ("cuda", "cpu") and cfg.channels_last:  # CPU: 1.25–1.6× faster steps (DECISIONS: channels-last training)
             self.method.to(memory_format=torch.channels_last)
         self.optimizer = _optimizer(cfg, [p for p in self.method.parameters() if p.requires_grad])
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.dtype == torch.float16)
