@@ -271,3 +271,52 @@ def test_bench_seg_budget_run_adds_the_iteration_matched_supervised_twin(tmp_pat
     assert rows["seg_supervised@secl"]["budget_minutes"] is None
     assert "| secl | seg_supervised@secl | 1 |" in (out / "results.md").read_text()   # its paired row
     assert seg.main(argv) == 0 and len(json.loads((out / "results.json").read_text())["rows"]) == 3  # resumed
+
+
+def test_bench_seg_from_shadow_starts_ssl_cells_from_the_baseline_weights(tmp_path, monkeypatch) -> None:
+    """The product protocol: SSL, its twin and the continued baseline all start from the shadow's selected
+    weights with no in-run warm-up; the shadow itself trains from scratch."""
+    import json
+
+    import torch
+
+    import engine.training.loop as loop
+    from engine.bench import seg
+
+    seen: dict[str, object] = {}
+    real = loop.run_training
+
+    def spy(cfg, data, *args, init_state=None, **kwargs):
+        key = f"{cfg.method}:{cfg.max_steps is not None}:{len(seen)}"
+        seen[key] = (init_state, dict(cfg.method_params or {}))
+        return real(cfg, data, *args, init_state=init_state, **kwargs)
+
+    monkeypatch.setattr(loop, "run_training", spy)
+    out = _tiny_seg_set(tmp_path)
+    argv = ["--data", str(tmp_path), "--methods", "secl,seg_supervised", "--label-fractions", "0.25", "--seeds", "0",
+            "--budget-minutes", "0.03", "--threads", "1", "--from-shadow", "--out", str(out)]
+    assert seg.main(argv) == 0
+    rows = {r["method"]: r for r in json.loads((out / "results.json").read_text())["rows"]}
+    assert set(rows) == {"seg_supervised", "seg_supervised_continued", "secl", "seg_supervised@secl"}
+    assert rows["seg_supervised"]["init"] == "scratch"
+    assert {rows[m]["init"] for m in ("seg_supervised_continued", "secl", "seg_supervised@secl")} == {"shadow"}
+    shadow = torch.load(out / "shadows" / "0.25_0.pt", weights_only=True)
+    calls = list(seen.values())
+    assert calls[0][0] is None  # the shadow (baseline first, whatever --methods' order)
+    for init, _ in calls[1:]:
+        assert init is not None and all(torch.equal(init[k], shadow[k]) for k in shadow)
+    secl_params = next(p for k, (_, p) in seen.items() if k.startswith("secl:"))
+    assert secl_params["warmup_fraction"] == 0.0
+    report = (out / "results.md").read_text()
+    assert "| secl | seg_supervised_continued | 1 |" in report and "Product protocol (--from-shadow)" in report
+
+
+def test_bench_seg_from_shadow_refuses_a_baseline_cell_without_its_weights(tmp_path) -> None:
+    from engine.bench import seg
+
+    out = _tiny_seg_set(tmp_path)
+    common = ["--data", str(tmp_path), "--label-fractions", "0.25", "--seeds", "0", "--epochs", "1", "--out", str(out)]
+    assert seg.main([*common, "--methods", "seg_supervised"]) == 0  # no --from-shadow: no weights kept
+    with pytest.raises(SystemExit, match="shadows/0.25_0.pt is missing"):
+        seg.main([*common, "--methods", "seg_supervised,secl", "--from-shadow"])
+    assert seg.main([*common, "--methods", "secl", "--from-shadow"]) == 2  # the shadow must be in --methods

@@ -83,9 +83,10 @@ def command(prog: str, add_arguments: Callable[[argparse.ArgumentParser], None],
 
 def fraction_report(rows: list[dict[str, Any]], out: Path, intro: list[str], keys: Sequence[str], metric: str,
                     png_name: str, chart_title: str, runs: Sequence[dict[str, Any]] = (),
-                    baseline: str | None = None) -> None:
+                    baseline: str | None = None, references: tuple[str, ...] = ("plain",)) -> None:
     """results.md (the commands that made it, one mean ± std table per label fraction and, with `baseline`,
-    its per-seed paired deltas) and a bar chart of `metric`, for bench ssl/seg."""
+    its per-seed paired deltas against it and the `references` rows) and a bar chart of `metric`, for bench
+    ssl/seg."""
     from engine.bench.paired import paired_table
 
     fractions = sorted({r["label_fraction"] for r in rows})
@@ -105,7 +106,7 @@ def fraction_report(rows: list[dict[str, Any]], out: Path, intro: list[str], key
                 lines.append(f"| {method} | {len(cell)} | " + " | ".join(f"{m:.4f} ± {s:.4f}" for m, s in stats) + " |")
         lines.append("")
         if baseline:
-            lines += paired_table(rows, fraction, metric, baseline)
+            lines += paired_table(rows, fraction, metric, baseline, references)
     (out / "results.md").write_text("\n".join(lines))
     series = {m: [mean_std([r[metric] for r in rows if r["method"] == m and r["label_fraction"] == f])
                   for f in fractions] for m in methods}

@@ -3,7 +3,9 @@ fraction (same labeled subset), so a reader sees whether a mean gain holds seed 
 
 Three baselines per method where the run has them: the wall-clock-matched `supervised` (the product's promise:
 the same minutes on the same labels), the iteration-matched `supervised@<method>`, and bench ssl's `plain`
-reference loop (same wall clock); `plain` itself is compared with `supervised` once.
+reference loop (same wall clock); `plain` itself is compared with `supervised` once. bench seg's
+`--from-shadow` runs name `seg_supervised_continued` (supervised training continued from the shadow for the
+same minutes) as their reference instead.
 """
 from __future__ import annotations
 
@@ -17,11 +19,13 @@ def _by_seed(rows: list[dict[str, Any]], method: str, fraction: float, metric: s
             if r["method"] == method and r["label_fraction"] == fraction and r.get(metric) is not None}
 
 
-def paired_rows(rows: list[dict[str, Any]], fraction: float, metric: str, baseline: str) -> list[dict[str, Any]]:
+def paired_rows(rows: list[dict[str, Any]], fraction: float, metric: str, baseline: str,
+                references: tuple[str, ...] = ("plain",)) -> list[dict[str, Any]]:
     """[{method, vs, deltas: {seed: Δ}, mean}] for every (method, baseline) pair with ≥ 1 paired seed."""
     methods = [m for m in dict.fromkeys(r["method"] for r in rows if r["label_fraction"] == fraction)
-               if m not in (baseline, "plain") and "@" not in m]
-    pairs = [("plain", baseline)] + [(m, vs) for m in methods for vs in (baseline, f"{baseline}@{m}", "plain")]
+               if m != baseline and m not in references and "@" not in m]
+    pairs = [(ref, baseline) for ref in references] + \
+        [(m, vs) for m in methods for vs in (baseline, f"{baseline}@{m}", *references)]
     out = []
     for method, vs in pairs:
         mine, theirs = _by_seed(rows, method, fraction, metric), _by_seed(rows, vs, fraction, metric)
@@ -31,9 +35,10 @@ def paired_rows(rows: list[dict[str, Any]], fraction: float, metric: str, baseli
     return out
 
 
-def paired_table(rows: list[dict[str, Any]], fraction: float, metric: str, baseline: str) -> list[str]:
+def paired_table(rows: list[dict[str, Any]], fraction: float, metric: str, baseline: str,
+                 references: tuple[str, ...] = ("plain",)) -> list[str]:
     """Markdown lines: one row per (method, baseline) pair; Δ in the metric's units, + = method better."""
-    pairs = paired_rows(rows, fraction, metric, baseline)
+    pairs = paired_rows(rows, fraction, metric, baseline, references)
     if not pairs:
         return []
     seeds = sorted({s for p in pairs for s in p["deltas"]})

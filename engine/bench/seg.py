@@ -25,6 +25,7 @@ from engine.bench.shared_results import SharedResults, twin_to_run
 
 log = logging.getLogger(__name__)
 BASELINE = "seg_supervised"
+CONTINUED = f"{BASELINE}_continued"  # --from-shadow: the baseline trained on from the shadow, same budget
 SUMMARY_KEYS = ("test_dice", "val_dice", "test_jaccard", "test_hd95", "test_asd", "train_seconds", "epochs_run")
 OVERLAY_CASES = 6  # test cases kept per cell for the overlay grid
 
@@ -42,6 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--no-matched-baseline", action="store_true",
                         help=f"skip the {BASELINE}@<method> rows (budget runs: the SSL cell's iterations)")
+    parser.add_argument("--from-shadow", action="store_true",
+                        help="SSL cells start from the baseline cell's weights, as the product's train job does")
     parser.add_argument("--out", required=True, type=Path)
 
 
@@ -59,13 +62,19 @@ def run(args: argparse.Namespace) -> int:
     shared = SharedResults(results_path)
     run_index = shared.add_run({"command": command("python -m engine bench seg", add_arguments, args),
                                 "machine": machine(args.threads), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    if args.from_shadow:
+        if BASELINE not in methods:
+            print(f"--from-shadow needs {BASELINE} in --methods (it is the shadow)", file=sys.stderr)
+            return 2
+        methods = [BASELINE, CONTINUED, *[m for m in methods if m != BASELINE]]
     for fraction in [float(f) for f in args.label_fractions.split(",")]:
         for seed in [int(s) for s in args.seeds.split(",")]:
             for method in methods:
                 if (method, fraction, seed) not in shared.done():
                     shared.add_row({"run": run_index, **_run_cell(args, splits, method, fraction, seed)})
                 matched = twin_to_run(shared, BASELINE, method, fraction, seed, methods,
-                                      off=args.no_matched_baseline or not args.budget_minutes)
+                                      off=args.no_matched_baseline or not args.budget_minutes,
+                                      references=(CONTINUED,))
                 if matched is None:
                     continue
                 steps = json.loads((args.out / "cells" / f"{method}_{fraction}_{seed}.json").read_text())["steps_run"]
@@ -96,10 +105,17 @@ def _labeled_subset(train: Any, fraction: float, seed: int) -> np.ndarray:
 def _run_cell(args: argparse.Namespace, splits: dict, method: str, fraction: float, seed: int,
               twin_of: tuple[str, int] | None = None) -> dict[str, Any]:
     """One cell; twin_of = (SSL method, its steps): the supervised twin of that cell, run for exactly its
-    iterations (the wall-clock row is the plain baseline cell)."""
+    iterations (the wall-clock row is the plain baseline cell). Under --from-shadow every cell but the
+    baseline itself starts from the baseline's weights (CONTINUED trains the baseline method on from them)."""
     from engine.core.config import SEGMENTATION_AUG, DataConfig, TrainConfig
+    from engine.jobs.shadow import ssl_config_from_shadow, starts_from_shadow
     from engine.loaders.datasets import ArrayData
     from engine.training.loop import run_training
+
+    name, method = method, BASELINE if method == CONTINUED else method
+    from_shadow = args.from_shadow and (name != BASELINE or twin_of is not None) and starts_from_shadow(method)
+    shadow_file = args.out / "shadows" / f"{fraction}_{seed}.pt"
+    init = _load_shadow(shadow_file) if from_shadow else None
 
     max_steps = twin_of[1] if twin_of else None
     train, val = splits["train"], splits["val"]
@@ -115,25 +131,47 @@ def _run_cell(args: argparse.Namespace, splits: dict, method: str, fraction: flo
                       eval_batch_size=32, data=DataConfig(image_size=args.image_size, labeled_batch=4,
                                                           unlabeled_ratio=1.0,  # METHODS §4.2: 4 + 4
                                                           aug=SEGMENTATION_AUG))  # the product's mask default
-    log.info("cell %s fraction=%s seed=%s labeled=%d", method, fraction, seed, int(labeled.sum()))
-    result = run_training(cfg, data)
+    if from_shadow and method != BASELINE:
+        cfg = ssl_config_from_shadow(cfg)  # no in-run warm-up: the shadow is the warm start
+    log.info("cell %s fraction=%s seed=%s labeled=%d", name, fraction, seed, int(labeled.sum()))
+    result = run_training(cfg, data, init_state=init)
     test, masks = _evaluate(cfg, result, splits["test"], class_names, data.in_chans)
     role = result.selected_role
-    row = {"method": method, "label_fraction": fraction, "seed": seed, "budget_minutes": cfg.budget_minutes,
+    if args.from_shadow and name == BASELINE and twin_of is None:
+        shadow_file.parent.mkdir(parents=True, exist_ok=True)
+        torch_save(result.best_state[role], shadow_file)
+    row = {"method": name, "label_fraction": fraction, "seed": seed, "budget_minutes": cfg.budget_minutes,
            "epochs_run": round(result.epochs_run, 3), "train_seconds": round(result.train_seconds, 1),
            "val_dice": result.best_metrics[role]["dice"], **{f"test_{k}": test[role][k]
                                                               for k in ("dice", "jaccard", "hd95", "asd")}}
-    cell = f"{method}@{twin_of[0]}_{fraction}_{seed}" if twin_of else f"{method}_{fraction}_{seed}"
+    if args.from_shadow:
+        row["init"] = "shadow" if from_shadow else "scratch"
+    cell = f"{method}@{twin_of[0]}_{fraction}_{seed}" if twin_of else f"{name}_{fraction}_{seed}"
     detail = {"row": row, "roles": {r: {"test": float_metrics(m), "val": float_metrics(result.best_metrics[r])}
                                     for r, m in test.items()},
               "history": result.history, "planned_steps": result.planned_steps, "steps_run": result.steps_run,
               "config": cfg.to_dict()}
     write_json(args.out / "cells" / f"{cell}.json", detail)
     np.savez_compressed(args.out / "cells" / f"{cell}_pred.npz", masks=masks[role][:OVERLAY_CASES])
-    print(f"{method:>16} f={fraction} seed={seed} test_dice={row['test_dice']:.4f} "
+    print(f"{name:>16} f={fraction} seed={seed} test_dice={row['test_dice']:.4f} "
           f"(student {test['student']['dice']:.4f}) val_dice={row['val_dice']:.4f} steps={result.steps_run} "
           f"{row['train_seconds']}s", flush=True)
     return row
+
+
+def _load_shadow(path: Path) -> dict[str, Any]:
+    import torch
+
+    if not path.exists():
+        raise SystemExit(f"{path} is missing: the {BASELINE} cell of this fraction and seed ran without "
+                         "--from-shadow (or its file was removed); rerun that cell into a fresh --out")
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def torch_save(state: dict[str, Any], path: Path) -> None:
+    import torch
+
+    torch.save({k: v.detach().cpu() for k, v in state.items()}, path)
 
 
 def _evaluate(cfg, result, test, class_names, in_chans) -> tuple[dict[str, dict], dict[str, np.ndarray]]:
@@ -161,8 +199,13 @@ def _report(results: dict[str, Any], out: Path, test: Any) -> None:
     intro = ["# bench seg", "", ("Mean ± std over seeds; test metrics of the teacher where one exists, selected on "
                                  "val Dice. HD95/ASD in pixels (NaN cases, e.g. an empty prediction, left out of the "
                                  "mean).")]
+    if any(r.get("init") == "shadow" for r in results["rows"]):
+        intro.append(f"Product protocol (--from-shadow): `{BASELINE}` is the supervised shadow; every SSL cell, "
+                     f"its `{BASELINE}@M` twin and `{CONTINUED}` (supervised, same budget again) start from its "
+                     "weights, so those rows have had the shadow's minutes too.")
     fraction_report(results["rows"], out, intro, SUMMARY_KEYS, "test_dice", "test_dice.png",
-                    "test Dice (mean ± std over seeds)", runs=results["runs"], baseline=BASELINE)
+                    "test Dice (mean ± std over seeds)", runs=results["runs"], baseline=BASELINE,
+                    references=(CONTINUED,))
     methods = list(dict.fromkeys(r["method"] for r in results["rows"]))
     for fraction in sorted({r["label_fraction"] for r in results["rows"]}):
         _overlay_grid(out, fraction, methods, test)
