@@ -12,8 +12,8 @@ class AugConfig:
     """Batched tensor augmentation. `weak` feeds the teacher and labeled images; `strong` the student's unlabeled view.
 
     The weak view is flips only (DECISIONS: weak view = flips): decided on val AUC for the supervised baseline and
-    S²MTS² (docs/results/defaults_chest64_*_weak_view). Segmentation keeps the affine jitter (SEGMENTATION_AUG)
-    until a val run decides it for masks.
+    S²MTS² (docs/results/defaults_chest64_*_weak_view). Segmentation keeps the affine jitter (SEGMENTATION_AUG):
+    without it val Dice fell on PH2 for both the U-Net and SECL (docs/results/defaults_ph2_*_weak_view).
     """
 
     hflip: bool = True  # chest/skin images tolerate mirroring (both papers flip)
@@ -30,7 +30,7 @@ class AugConfig:
     strong_erase_frac: float = 0.25  # max side of the rectangle as a fraction of the image side
 
 
-# The first slice's weak view (10°, 4 % shift, scale 0.95–1.05): still the default for segmentation projects.
+# The first slice's weak view (10°, 4 % shift, scale 0.95–1.05): the segmentation default, decided on PH2 val.
 SEGMENTATION_AUG = AugConfig(weak_rotate_deg=10.0, weak_translate=0.04, weak_scale=(0.95, 1.05))
 
 
