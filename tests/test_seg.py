@@ -280,8 +280,8 @@ def test_bench_seg_from_shadow_starts_ssl_cells_from_the_baseline_weights(tmp_pa
 
     import torch
 
-    import engine.training.loop as loop
     from engine.bench import seg
+    from engine.training import loop
 
     seen: dict[str, object] = {}
     real = loop.run_training

@@ -57,7 +57,7 @@ CLASSIFICATION = [
      {"method_params": {"relation_centring": True}}),
 ]
 SEGMENTATION = [
-    ("default", "product default (secl: Adam 1e-3, cosine)", {}),
+    ("default", "the method's defaults (--method; secl unless named): Adam 1e-3, cosine", {}),
     ("sgd_poly", "SGD lr 0.01, momentum 0.9, wd 1e-4, poly 0.9 (METHODS §4.3)",
      {"optim": {"name": "sgd", "lr": 0.01, "momentum": 0.9, "weight_decay": 1e-4, "schedule": "poly",
                 "gamma": 0.9, "warmup_fraction": 0.0}}),
