@@ -281,6 +281,7 @@ def test_bench_seg_from_shadow_starts_ssl_cells_from_the_baseline_weights(tmp_pa
     import torch
 
     from engine.bench import seg
+    from engine.core.checkpoints import load_checkpoint
     from engine.training import loop
 
     seen: dict[str, object] = {}
@@ -300,7 +301,9 @@ def test_bench_seg_from_shadow_starts_ssl_cells_from_the_baseline_weights(tmp_pa
     assert set(rows) == {"seg_supervised", "seg_supervised_continued", "secl", "seg_supervised@secl"}
     assert rows["seg_supervised"]["init"] == "scratch"
     assert {rows[m]["init"] for m in ("seg_supervised_continued", "secl", "seg_supervised@secl")} == {"shadow"}
-    shadow = torch.load(out / "shadows" / "0.25_0.pt", weights_only=True)
+    saved = load_checkpoint(out / "shadows" / "0.25_0.pt")
+    shadow = saved["state"]
+    assert saved["role"] in ("student", "teacher")
     calls = list(seen.values())
     assert calls[0][0] is None  # the shadow (baseline first, whatever --methods' order)
     for init, _ in calls[1:]:

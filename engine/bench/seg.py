@@ -107,13 +107,15 @@ def _run_cell(args: argparse.Namespace, splits: dict, method: str, fraction: flo
     """One cell; twin_of = (SSL method, its steps): the supervised twin of that cell, run for exactly its
     iterations (the wall-clock row is the plain baseline cell). Under --from-shadow every cell but the
     baseline itself starts from the baseline's weights (CONTINUED trains the baseline method on from them)."""
+    from engine.core.checkpoints import save_checkpoint
     from engine.core.config import SEGMENTATION_AUG, DataConfig, TrainConfig
     from engine.jobs.shadow import ssl_config_from_shadow, starts_from_shadow
     from engine.loaders.datasets import ArrayData
     from engine.training.loop import run_training
 
     name, method = method, BASELINE if method == CONTINUED else method
-    from_shadow = args.from_shadow and (name != BASELINE or twin_of is not None) and starts_from_shadow(method)
+    is_shadow = args.from_shadow and name == BASELINE and twin_of is None
+    from_shadow = args.from_shadow and not is_shadow and starts_from_shadow(method)
     shadow_file = args.out / "shadows" / f"{fraction}_{seed}.pt"
     init = _load_shadow(shadow_file) if from_shadow else None
 
@@ -137,9 +139,8 @@ def _run_cell(args: argparse.Namespace, splits: dict, method: str, fraction: flo
     result = run_training(cfg, data, init_state=init)
     test, masks = _evaluate(cfg, result, splits["test"], class_names, data.in_chans)
     role = result.selected_role
-    if args.from_shadow and name == BASELINE and twin_of is None:
-        shadow_file.parent.mkdir(parents=True, exist_ok=True)
-        torch_save(result.best_state[role], shadow_file)
+    if is_shadow:  # atomic: a bench killed mid-write leaves no torn shadow for the next cells
+        save_checkpoint(shadow_file, {"role": role, "state": result.best_state[role]})
     row = {"method": name, "label_fraction": fraction, "seed": seed, "budget_minutes": cfg.budget_minutes,
            "epochs_run": round(result.epochs_run, 3), "train_seconds": round(result.train_seconds, 1),
            "val_dice": result.best_metrics[role]["dice"], **{f"test_{k}": test[role][k]
@@ -160,18 +161,13 @@ def _run_cell(args: argparse.Namespace, splits: dict, method: str, fraction: flo
 
 
 def _load_shadow(path: Path) -> dict[str, Any]:
-    import torch
-
+    """The shadow cell's selected weights (its `role`'s state), as the product's initial_weights reads them."""
     if not path.exists():
         raise SystemExit(f"{path} is missing: the {BASELINE} cell of this fraction and seed ran without "
                          "--from-shadow (or its file was removed); rerun that cell into a fresh --out")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    from engine.core.checkpoints import load_checkpoint
 
-
-def torch_save(state: dict[str, Any], path: Path) -> None:
-    import torch
-
-    torch.save({k: v.detach().cpu() for k, v in state.items()}, path)
+    return load_checkpoint(path)["state"]
 
 
 def _evaluate(cfg, result, test, class_names, in_chans) -> tuple[dict[str, dict], dict[str, np.ndarray]]:
