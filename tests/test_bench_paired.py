@@ -42,3 +42,24 @@ def test_every_method_is_also_paired_with_the_plain_loop() -> None:
     assert abs(pairs[("plain", "supervised")]["deltas"][0] - 0.05) < 1e-9
     against_plain = pairs[("src_mt", "plain")]["deltas"]
     assert abs(against_plain[0] + 0.02) < 1e-9 and abs(against_plain[1] - 0.01) < 1e-9
+
+
+def _val_row(method: str, seed: int, test: float, val: float) -> dict:
+    return {**_row(method, seed, test), "val_auc": val}
+
+
+def test_delivered_model_is_the_one_best_on_val_and_a_tie_keeps_ssl() -> None:
+    # What activate = best_on_val hands over: seed 0 the SSL model wins on val (its test Δ counts), seed 1
+    # the shadow wins on val (Δ exactly 0 even though SSL was better on test), seed 2 a val tie keeps SSL.
+    from engine.bench.paired import delivered_rows, delivered_table
+
+    rows = [_val_row("supervised", 0, 0.90, 0.95), _val_row("s2mts2", 0, 0.93, 0.96),
+            _val_row("supervised", 1, 0.90, 0.97), _val_row("s2mts2", 1, 0.99, 0.96),
+            _val_row("supervised", 2, 0.92, 0.95), _val_row("s2mts2", 2, 0.91, 0.95),
+            _val_row("supervised@s2mts2", 0, 0.5, 0.99), _val_row("plain", 0, 0.99, 0.99)]
+    (found,) = delivered_rows(rows, 0.05, "test_auc", "supervised", "val_auc")
+    assert found["method"] == "s2mts2" and found["picks"] == {0: "ssl", 1: "shadow", 2: "ssl"}
+    assert [round(found["deltas"][s], 4) for s in (0, 1, 2)] == [0.03, 0.0, -0.01]
+    lines = delivered_table(rows, 0.05, "test_auc", "supervised", "val_auc")
+    assert "| s2mts2 | 3 | +0.0067 | +0.0300 (ssl) | +0.0000 (shadow) | -0.0100 (ssl) |" in lines
+    assert delivered_table(ROWS, 0.05, "test_auc", "supervised", "val_auc") == []  # no val key: nothing to pick on

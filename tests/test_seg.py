@@ -312,6 +312,10 @@ def test_bench_seg_from_shadow_starts_ssl_cells_from_the_baseline_weights(tmp_pa
     assert secl_params["warmup_fraction"] == 0.0
     report = (out / "results.md").read_text()
     assert "| secl | seg_supervised_continued | 1 |" in report and "Product protocol (--from-shadow)" in report
+    assert "What the product delivers" in report and "| secl | 1 |" in report  # best_on_val: SSL or the shadow
+    (out / "results.md").unlink()
+    assert seg.main(["--data", str(tmp_path), "--report-only", "--out", str(out)]) == 0
+    assert (out / "results.md").read_text() == report  # tables rewritten from results.json, nothing trained
 
 
 def test_bench_seg_from_shadow_refuses_a_baseline_cell_without_its_weights(tmp_path) -> None:

@@ -83,11 +83,12 @@ def command(prog: str, add_arguments: Callable[[argparse.ArgumentParser], None],
 
 def fraction_report(rows: list[dict[str, Any]], out: Path, intro: list[str], keys: Sequence[str], metric: str,
                     png_name: str, chart_title: str, runs: Sequence[dict[str, Any]] = (),
-                    baseline: str | None = None, references: tuple[str, ...] = ("plain",)) -> None:
+                    baseline: str | None = None, references: tuple[str, ...] = ("plain",),
+                    select_key: str | None = None) -> None:
     """results.md (the commands that made it, one mean ± std table per label fraction and, with `baseline`,
-    its per-seed paired deltas against it and the `references` rows) and a bar chart of `metric`, for bench
-    ssl/seg."""
-    from engine.bench.paired import paired_table
+    its per-seed paired deltas against it and the `references` rows; with `select_key` too, what the product
+    delivers under best_on_val) and a bar chart of `metric`, for bench ssl/seg."""
+    from engine.bench.paired import delivered_table, paired_table
 
     fractions = sorted({r["label_fraction"] for r in rows})
     methods = list(dict.fromkeys(r["method"] for r in rows))
@@ -107,6 +108,8 @@ def fraction_report(rows: list[dict[str, Any]], out: Path, intro: list[str], key
         lines.append("")
         if baseline:
             lines += paired_table(rows, fraction, metric, baseline, references)
+            if select_key:
+                lines += delivered_table(rows, fraction, metric, baseline, select_key, references)
     (out / "results.md").write_text("\n".join(lines))
     series = {m: [mean_std([r[metric] for r in rows if r["method"] == m and r["label_fraction"] == f])
                   for f in fractions] for m in methods}

@@ -49,3 +49,40 @@ def paired_table(rows: list[dict[str, Any]], fraction: float, metric: str, basel
         cells = [f"{p['deltas'][s]:+.4f}" if s in p["deltas"] else "–" for s in seeds]
         lines.append(f"| {p['method']} | {p['vs']} | {len(p['deltas'])} | {p['mean']:+.4f} | " + " | ".join(cells) + " |")
     return [*lines, ""]
+
+
+def delivered_rows(rows: list[dict[str, Any]], fraction: float, metric: str, baseline: str, select_key: str,
+                   references: tuple[str, ...] = ("plain",)) -> list[dict[str, Any]]:
+    """What the product hands over under `activate = best_on_val` (engine.jobs.shadow.choose_active): per seed,
+    the method's model unless the baseline (the supervised shadow) scored higher on `select_key`; a tie keeps
+    the method. [{method, picks: {seed: "ssl" | "shadow"}, deltas: {seed: Δ metric vs baseline}, mean}]."""
+    methods = [m for m in dict.fromkeys(r["method"] for r in rows if r["label_fraction"] == fraction)
+               if m != baseline and m not in references and "@" not in m]
+    base_metric, base_val = (_by_seed(rows, baseline, fraction, k) for k in (metric, select_key))
+    out = []
+    for method in methods:
+        mine, mine_val = (_by_seed(rows, method, fraction, k) for k in (metric, select_key))
+        seeds = sorted(mine.keys() & mine_val.keys() & base_metric.keys() & base_val.keys())
+        picks = {s: "ssl" if mine_val[s] >= base_val[s] else "shadow" for s in seeds}
+        deltas = {s: (mine[s] if picks[s] == "ssl" else base_metric[s]) - base_metric[s] for s in seeds}
+        if deltas:
+            out.append({"method": method, "picks": picks, "deltas": deltas,
+                        "mean": float(np.mean(list(deltas.values())))})
+    return out
+
+
+def delivered_table(rows: list[dict[str, Any]], fraction: float, metric: str, baseline: str, select_key: str,
+                    references: tuple[str, ...] = ("plain",)) -> list[str]:
+    """Markdown lines for `delivered_rows`: the delivered model's Δ vs the baseline and which one each seed got."""
+    found = delivered_rows(rows, fraction, metric, baseline, select_key, references)
+    if not found:
+        return []
+    seeds = sorted({s for d in found for s in d["deltas"]})
+    lines = [(f"What the product delivers (`activate = best_on_val`: the method's model, or the `{baseline}` shadow "
+              f"where it scored higher on {select_key}); Δ {metric} vs {baseline}, the pick in brackets:"), "",
+             "| method | pairs | mean Δ | " + " | ".join(f"Δ seed {s}" for s in seeds) + " |",
+             "|---" * (3 + len(seeds)) + "|"]
+    for d in found:
+        cells = [f"{d['deltas'][s]:+.4f} ({d['picks'][s]})" if s in d["deltas"] else "–" for s in seeds]
+        lines.append(f"| {d['method']} | {len(d['deltas'])} | {d['mean']:+.4f} | " + " | ".join(cells) + " |")
+    return [*lines, ""]

@@ -45,12 +45,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"skip the {BASELINE}@<method> rows (budget runs: the SSL cell's iterations)")
     parser.add_argument("--from-shadow", action="store_true",
                         help="SSL cells start from the baseline cell's weights, as the product's train job does")
+    parser.add_argument("--report-only", action="store_true",
+                        help="rewrite results.md and the chart from results.json (no training, no overlays)")
     parser.add_argument("--out", required=True, type=Path)
 
 
 def run(args: argparse.Namespace) -> int:
     from engine.methods import METHODS
 
+    if args.report_only:
+        _report(SharedResults(args.out / "results.json").read(), args.out, None)
+        return 0
     methods = [m for m in args.methods.split(",") if m]
     unknown = [m for m in methods if m not in METHODS or "segmentation" not in METHODS[m].tasks]
     if unknown:
@@ -191,7 +196,7 @@ def _evaluate(cfg, result, test, class_names, in_chans) -> tuple[dict[str, dict]
     return metrics, masks
 
 
-def _report(results: dict[str, Any], out: Path, test: Any) -> None:
+def _report(results: dict[str, Any], out: Path, test: Any | None) -> None:
     intro = ["# bench seg", "", ("Mean ± std over seeds; test metrics of the teacher where one exists, selected on "
                                  "val Dice. HD95/ASD in pixels (NaN cases, e.g. an empty prediction, left out of the "
                                  "mean).")]
@@ -201,7 +206,9 @@ def _report(results: dict[str, Any], out: Path, test: Any) -> None:
                      "weights, so those rows have had the shadow's minutes too.")
     fraction_report(results["rows"], out, intro, SUMMARY_KEYS, "test_dice", "test_dice.png",
                     "test Dice (mean ± std over seeds)", runs=results["runs"], baseline=BASELINE,
-                    references=(CONTINUED,))
+                    references=(CONTINUED,), select_key="val_dice")
+    if test is None:
+        return
     methods = list(dict.fromkeys(r["method"] for r in results["rows"]))
     for fraction in sorted({r["label_fraction"] for r in results["rows"]}):
         _overlay_grid(out, fraction, methods, test)

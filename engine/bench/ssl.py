@@ -44,6 +44,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reuse-stage1", action="store_true",
                         help="S²MTS²: train its label-free stage 1 once per seed and reuse it at every label fraction "
                              "(the product reuses it per project); the row says stage1_reused")
+    parser.add_argument("--labels", default="labels",
+                        help="which label array of the .npz files to train on (e.g. labels_subtype: a second task "
+                             "on the same images); a key other than labels names its classes class_<i>")
+    parser.add_argument("--variant", default=None, metavar="TAG=JSON",
+                        help='train every SSL method with these settings, rows named <method>+<TAG>: JSON with '
+                             '"method_params" and/or "data" keys (the baselines keep the defaults)')
+    parser.add_argument("--stage1-steps", type=int, default=None,
+                        help="with --reuse-stage1: train a missing stage-1 encoder on its own for this many steps "
+                             "before the cells, so every S²MTS² cell of the seed gets its whole budget for fine-tuning")
+    parser.add_argument("--report-only", action="store_true", help="rewrite results.md from results.json, train nothing")
     parser.add_argument("--out", required=True, type=Path)
 
 
@@ -51,33 +61,100 @@ def run(args: argparse.Namespace) -> int:
     from engine.methods import METHODS
 
     methods = [m for m in args.methods.split(",") if m]
+    results_path = args.out / "results.json"
+    if args.report_only:
+        _report(SharedResults(results_path, _public).read(), args.out)
+        return 0
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         print(f"unknown methods: {unknown}; known: {METHODS.names()}", file=sys.stderr)
         return 2
-    splits = {s: np.load(args.data / f"{s}.npz") for s in ("train", "val", "test")}
-    class_names = dataset_class_names(args.data, splits["train"]["labels"])
-    results_path = args.out / "results.json"
+    tag, variant = parse_variant(args.variant)
+    splits = {s: _task_split(np.load(args.data / f"{s}.npz"), args.labels) for s in ("train", "val", "test")}
+    class_names = dataset_class_names(args.data, splits["train"]["labels"]) if args.labels == "labels" else \
+        tuple(f"class_{i}" for i in range(int(splits["train"]["labels"].max()) + 1))
     shared = SharedResults(results_path, _public)
     run_index = shared.add_run({"command": command("python -m engine bench ssl", add_arguments, args),
                                 "machine": machine(args.threads), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    seeds = [int(s) for s in args.seeds.split(",")]
+    if args.stage1_steps and args.reuse_stage1 and "s2mts2" in methods:
+        for seed in seeds:
+            _train_stage1(args, splits, class_names, seed)
+    names = {m: row_name(m, tag) for m in methods}
     for fraction in [float(f) for f in args.label_fractions.split(",")]:
-        for seed in [int(s) for s in args.seeds.split(",")]:
+        for seed in seeds:
             for method in methods:
-                cell = (method, fraction, seed)
-                if cell not in shared.done():
-                    row = _run_cell(args, splits, class_names, method, fraction, seed, {})
+                name = names[method]
+                if (name, fraction, seed) not in shared.done():
+                    overrides = variant if name != method else {}
+                    row = _run_cell(args, splits, class_names, method, fraction, seed, overrides, name)
                     shared.add_row({"run": run_index, **row})
-                matched = twin_to_run(shared, "supervised", method, fraction, seed, methods, args.no_matched_baseline,
-                                      references=("plain",))
+                matched = twin_to_run(shared, "supervised", name, fraction, seed, list(names.values()),
+                                      args.no_matched_baseline, references=("plain",))
                 if matched is None:
                     continue
-                source = json.loads((args.out / "cells" / f"{method}_{fraction}_{seed}.json").read_text())["row"]
+                source = json.loads((args.out / "cells" / f"{name}_{fraction}_{seed}.json").read_text())["row"]
                 row = _run_cell(args, splits, class_names, "supervised", fraction, seed, _matching(args, source))
                 shared.add_row({"run": run_index, **row, "method": matched})
     _report(shared.read(), args.out)
     print(f"wrote {results_path}, {args.out / 'results.md'}, {args.out / 'test_auc.png'}")
     return 0
+
+
+BASELINES = ("supervised", "plain")  # never take a --variant: they are what the variant is measured against
+
+
+def parse_variant(text: str | None) -> tuple[str | None, dict[str, Any]]:
+    """--variant TAG=JSON -> (TAG, {"method_params": {...}, "data": {...}}); a clear error for anything else."""
+    if not text:
+        return None, {}
+    tag, sep, body = text.partition("=")
+    if not sep or not tag or any(c in tag for c in "@+/ "):
+        raise SystemExit(f"--variant {text!r}: expected TAG=JSON with a TAG of letters, digits, _ or -")
+    try:
+        settings = json.loads(body)
+    except json.JSONDecodeError as err:
+        raise SystemExit(f"--variant {tag}: the settings are not JSON ({err})") from None
+    if not isinstance(settings, dict) or not settings or set(settings) - {"method_params", "data"}:
+        raise SystemExit(f"--variant {tag}: give an object with method_params and/or data, got {body}")
+    return tag, settings
+
+
+def row_name(method: str, tag: str | None) -> str:
+    """`s2mts2+ratio1` for a variant's rows; baselines keep their own name (they are not varied)."""
+    return method if tag is None or method in BASELINES else f"{method}+{tag}"
+
+
+def _task_split(npz: Any, key: str) -> dict[str, np.ndarray]:
+    """The split's arrays with `labels` = the chosen label array (a second task on the same images)."""
+    if key not in npz.files:
+        raise SystemExit(f"--labels {key}: not in the data (it has {sorted(npz.files)})")
+    arrays = {k: npz[k] for k in npz.files if k in ("images", "groups")}
+    return {**arrays, "labels": npz[key]}
+
+
+def _train_stage1(args: argparse.Namespace, splits: dict, class_names: tuple[str, ...], seed: int) -> None:
+    """S²MTS²'s label-free stage 1 alone (pretrain_fraction 1), saved where the cells look for it. The labeled
+    subset does not matter (stage 1 reads the whole pool uniformly); one labeled image keeps the loop valid."""
+    path = args.out / "stage1" / f"seed{seed}.pt"
+    if path.exists():
+        return
+    from engine.core.config import DataConfig, TrainConfig
+    from engine.loaders.datasets import ArrayData
+    from engine.training.loop import run_training
+
+    train, val = splits["train"], splits["val"]
+    partial = np.full(len(train["labels"]), -1, dtype=np.int64)
+    partial[0] = train["labels"][0]
+    data = ArrayData(train["images"], partial, class_names, groups=train.get("groups"),
+                     val_images=val["images"], val_labels=val["labels"].astype(np.int64))
+    cfg = TrainConfig(method="s2mts2", backbone=args.backbone, seed=seed, epochs=None, patience=None,
+                      max_steps=args.stage1_steps, device=args.device, num_threads=args.threads,
+                      data=DataConfig(image_size=args.image_size),
+                      method_params={"pretrain_fraction": 1.0, "stage1_save": str(path)})
+    result = run_training(cfg, data)
+    log.info("stage 1 seed %s: %d steps in %.1f s -> %s", seed, result.steps_run, result.train_seconds, path)
+    print(f"stage 1 seed={seed}: {result.steps_run} steps, {result.train_seconds:.1f}s -> {path}", flush=True)
 
 
 def _matching(args: argparse.Namespace, source: dict[str, Any]) -> dict[str, Any]:
@@ -89,7 +166,9 @@ def _matching(args: argparse.Namespace, source: dict[str, Any]) -> dict[str, Any
 
 
 def _run_cell(args: argparse.Namespace, splits: dict, class_names: tuple[str, ...], method: str,
-              fraction: float, seed: int, overrides: dict[str, Any]) -> dict[str, Any]:
+              fraction: float, seed: int, overrides: dict[str, Any], name: str | None = None) -> dict[str, Any]:
+    """One cell. `overrides`: TrainConfig fields (a matched twin's budget) or a --variant's settings, whose
+    `data` / `method_params` are merged into the defaults; `name` is the row's method name (default: method)."""
     from engine.core.config import DataConfig, TrainConfig
     from engine.loaders.datasets import ArrayData, stratified_subset
 
@@ -104,11 +183,17 @@ def _run_cell(args: argparse.Namespace, splits: dict, class_names: tuple[str, ..
     settings = {"method": method, "backbone": args.backbone, "seed": seed, "epochs": epochs, "patience": None,
                 "budget_minutes": args.budget_minutes, "device": args.device, "num_threads": args.threads,
                 "data": DataConfig(image_size=args.image_size)}
-    settings.update(overrides)
+    variant = {k: overrides[k] for k in ("data", "method_params") if isinstance(overrides.get(k), dict)}
+    settings.update({k: v for k, v in overrides.items() if k not in variant})
+    if "data" in variant:
+        settings["data"] = DataConfig(image_size=args.image_size, **variant["data"])
+    method_params = dict(variant.get("method_params", {}))
     stage1 = args.out / "stage1" / f"seed{seed}.pt"
     stage1_existed = method == "s2mts2" and args.reuse_stage1 and stage1.exists()
     if method == "s2mts2" and args.reuse_stage1:  # the pool is the whole train set at every fraction
-        settings["method_params"] = {"stage1_load" if stage1_existed else "stage1_save": str(stage1)}
+        method_params["stage1_load" if stage1_existed else "stage1_save"] = str(stage1)
+    if method_params:
+        settings["method_params"] = method_params
     cfg = TrainConfig(**settings)
     log.info("cell %s fraction=%s seed=%s labeled=%d %s", method, fraction, seed, len(labeled), overrides)
     from engine.training.loop import run_training
@@ -116,7 +201,7 @@ def _run_cell(args: argparse.Namespace, splits: dict, class_names: tuple[str, ..
     result = run_training(cfg, data)
     test = _evaluate(cfg, result, splits["test"], class_names, data.in_chans)
     role = result.selected_role
-    row = {"method": method, "label_fraction": fraction, "seed": seed, "budget_minutes": cfg.budget_minutes,
+    row = {"method": name or method, "label_fraction": fraction, "seed": seed, "budget_minutes": cfg.budget_minutes,
            "epochs_run": round(result.epochs_run, 3), "train_seconds": round(result.train_seconds, 1),
            "val_auc": result.best_metrics[role]["auc"], "test_auc": test[role]["auc"],
            "test_sensitivity": test[role]["sensitivity"], "test_specificity": test[role]["specificity"],
@@ -126,9 +211,10 @@ def _run_cell(args: argparse.Namespace, splits: dict, class_names: tuple[str, ..
     detail = {"row": row, "roles": {r: {"test": float_metrics(m), "val": float_metrics(result.best_metrics[r])}
                                     for r, m in test.items()},
               "history": result.history, "planned_steps": result.planned_steps, "config": cfg.to_dict()}
-    cell_name = f"{row['method']}_{fraction}_{seed}" + ("_matched" if overrides else "")
+    twin = any(k in overrides for k in ("max_steps", "budget_minutes", "epochs"))  # a supervised@M row
+    cell_name = f"{row['method']}_{fraction}_{seed}" + ("_matched" if twin else "")
     write_json(args.out / "cells" / f"{cell_name}.json", detail)
-    print(f"{method:>14} f={fraction} seed={seed} {overrides or ''} test_auc={row['test_auc']:.4f} "
+    print(f"{row['method']:>14} f={fraction} seed={seed} {overrides or ''} test_auc={row['test_auc']:.4f} "
           f"(student {test['student']['auc']:.4f}) steps={result.steps_run} {row['train_seconds']}s", flush=True)
     return row
 
@@ -161,7 +247,8 @@ def _report(results: dict[str, Any], out: Path) -> None:
              ("`supervised@M`: the matched baseline for method M — same iterations as M when the run had a "
               "budget (then plain `supervised` is the wall-clock match), same seconds as M otherwise.")]
     fraction_report(results["rows"], out, intro, SUMMARY_KEYS, "test_auc", "test_auc.png",
-                    "test AUC (mean ± std over seeds)", runs=results["runs"], baseline="supervised")
+                    "test AUC (mean ± std over seeds)", runs=results["runs"], baseline="supervised",
+                    select_key="val_auc")
 
 
 def main(argv: list[str] | None = None) -> int:
