@@ -9,6 +9,7 @@ same minutes) as their reference instead.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -41,14 +42,8 @@ def paired_table(rows: list[dict[str, Any]], fraction: float, metric: str, basel
     pairs = paired_rows(rows, fraction, metric, baseline, references)
     if not pairs:
         return []
-    seeds = sorted({s for p in pairs for s in p["deltas"]})
-    lines = [f"Paired Δ {metric} (method − baseline, same seed and labeled subset):", "",
-             "| method | vs | pairs | mean Δ | " + " | ".join(f"Δ seed {s}" for s in seeds) + " |",
-             "|---" * (4 + len(seeds)) + "|"]
-    for p in pairs:
-        cells = [f"{p['deltas'][s]:+.4f}" if s in p["deltas"] else "–" for s in seeds]
-        lines.append(f"| {p['method']} | {p['vs']} | {len(p['deltas'])} | {p['mean']:+.4f} | " + " | ".join(cells) + " |")
-    return [*lines, ""]
+    return _seed_table(f"Paired Δ {metric} (method − baseline, same seed and labeled subset):", ("method", "vs"),
+                       pairs, lambda p: (p["method"], p["vs"]), lambda p, s: f"{p['deltas'][s]:+.4f}")
 
 
 def delivered_rows(rows: list[dict[str, Any]], fraction: float, metric: str, baseline: str, select_key: str,
@@ -77,12 +72,20 @@ def delivered_table(rows: list[dict[str, Any]], fraction: float, metric: str, ba
     found = delivered_rows(rows, fraction, metric, baseline, select_key, references)
     if not found:
         return []
-    seeds = sorted({s for d in found for s in d["deltas"]})
-    lines = [(f"What the product delivers (`activate = best_on_val`: the method's model, or the `{baseline}` shadow "
-              f"where it scored higher on {select_key}); Δ {metric} vs {baseline}, the pick in brackets:"), "",
-             "| method | pairs | mean Δ | " + " | ".join(f"Δ seed {s}" for s in seeds) + " |",
-             "|---" * (3 + len(seeds)) + "|"]
-    for d in found:
-        cells = [f"{d['deltas'][s]:+.4f} ({d['picks'][s]})" if s in d["deltas"] else "–" for s in seeds]
-        lines.append(f"| {d['method']} | {len(d['deltas'])} | {d['mean']:+.4f} | " + " | ".join(cells) + " |")
+    title = (f"What the product delivers (`activate = best_on_val`: the method's model, or the `{baseline}` shadow "
+             f"where it scored higher on {select_key}); Δ {metric} vs {baseline}, the pick in brackets:")
+    return _seed_table(title, ("method",), found, lambda d: (d["method"],),
+                       lambda d, s: f"{d['deltas'][s]:+.4f} ({d['picks'][s]})")
+
+
+def _seed_table(title: str, lead: tuple[str, ...], entries: list[dict[str, Any]],
+                lead_cells: Callable[[dict[str, Any]], tuple[str, ...]],
+                seed_cell: Callable[[dict[str, Any], int], str]) -> list[str]:
+    """One markdown table: the lead columns, pairs, mean Δ, then one column per seed ("–" where not run)."""
+    seeds = sorted({s for e in entries for s in e["deltas"]})
+    lines = [title, "", "| " + " | ".join([*lead, "pairs", "mean Δ", *(f"Δ seed {s}" for s in seeds)]) + " |",
+             "|---" * (len(lead) + 2 + len(seeds)) + "|"]
+    for e in entries:
+        cells = [seed_cell(e, s) if s in e["deltas"] else "–" for s in seeds]
+        lines.append("| " + " | ".join([*lead_cells(e), str(len(e["deltas"])), f"{e['mean']:+.4f}", *cells]) + " |")
     return [*lines, ""]
