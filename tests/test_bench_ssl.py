@@ -14,7 +14,8 @@ def test_variant_parses_to_a_tag_and_settings_and_rejects_what_it_cannot_use() -
     assert bench_ssl.parse_variant(None) == (None, {})
     tag, settings = bench_ssl.parse_variant('r1={"data": {"unlabeled_ratio": 1.0}}')
     assert tag == "r1" and settings == {"data": {"unlabeled_ratio": 1.0}}
-    for bad in ('r1', '={"data": {}}', 'a+b={"data": {"x": 1}}', 'r1={"optim": {}}', 'r1=[1]', 'r1={not json'):
+    for bad in ('r1', '={"data": {}}', 'a+b={"data": {"x": 1}}', 'r1={"optim": {}}', 'r1=[1]', 'r1={not json',
+                'r1={"data": {"unlabelled_ratio": 1}}'):
         with pytest.raises(SystemExit):
             bench_ssl.parse_variant(bad)
     assert bench_ssl.row_name("s2mts2", "r1") == "s2mts2+r1"

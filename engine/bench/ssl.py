@@ -117,6 +117,14 @@ def parse_variant(text: str | None) -> tuple[str | None, dict[str, Any]]:
         raise SystemExit(f"--variant {tag}: the settings are not JSON ({err})") from None
     if not isinstance(settings, dict) or not settings or set(settings) - {"method_params", "data"}:
         raise SystemExit(f"--variant {tag}: give an object with method_params and/or data, got {body}")
+    from dataclasses import fields
+
+    from engine.core.config import DataConfig
+
+    known = {f.name for f in fields(DataConfig)}
+    unknown = sorted(set(settings.get("data", {})) - known)
+    if unknown:
+        raise SystemExit(f"--variant {tag}: DataConfig has no {unknown}; it has {sorted(known)}")
     return tag, settings
 
 
