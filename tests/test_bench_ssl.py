@@ -58,6 +58,9 @@ def test_second_label_array_variant_rows_and_stand_alone_stage1(tmp_path: Path) 
     (out / "results.md").unlink()
     assert bench_ssl.main(["--data", str(data), "--report-only", "--out", str(out)]) == 0
     assert (out / "results.md").read_text() == md  # rewritten from results.json alone, nothing trained
+    empty = tmp_path / "no_run"
+    assert bench_ssl.main(["--data", str(data), "--report-only", "--out", str(empty)]) == 2
+    assert not empty.exists()  # nothing written where there was nothing to report
 
 
 def test_unknown_label_array_is_refused_with_its_name(tmp_path: Path) -> None:

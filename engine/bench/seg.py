@@ -54,6 +54,9 @@ def run(args: argparse.Namespace) -> int:
     from engine.methods import METHODS
 
     if args.report_only:
+        if not (args.out / "results.json").exists():
+            print(f"--report-only: no {args.out / 'results.json'} to report", file=sys.stderr)
+            return 2
         _report(SharedResults(args.out / "results.json").read(), args.out, None)
         return 0
     methods = [m for m in args.methods.split(",") if m]

@@ -63,6 +63,9 @@ def run(args: argparse.Namespace) -> int:
     methods = [m for m in args.methods.split(",") if m]
     results_path = args.out / "results.json"
     if args.report_only:
+        if not results_path.exists():
+            print(f"--report-only: no {results_path} to report", file=sys.stderr)
+            return 2
         _report(SharedResults(results_path, _public).read(), args.out)
         return 0
     unknown = [m for m in methods if m not in METHODS]
