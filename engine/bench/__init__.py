@@ -50,10 +50,10 @@ def float_metrics(metrics: dict[str, Any]) -> dict[str, float]:
     return {k: v for k, v in metrics.items() if isinstance(v, float)}
 
 
-def class_names(folder: Path, labels: np.ndarray) -> tuple[str, ...]:
-    """dataset.json's class names, else class_<i>."""
+def class_names(folder: Path, labels: np.ndarray, key: str = "labels") -> tuple[str, ...]:
+    """dataset.json's class names (they name the `labels` array only), else class_<i>."""
     meta = folder / "dataset.json"
-    if meta.exists():
+    if meta.exists() and key == "labels":
         return tuple(json.loads(meta.read_text())["classes"])
     return tuple(f"class_{i}" for i in range(int(labels.max()) + 1))
 

@@ -20,11 +20,17 @@ def _by_seed(rows: list[dict[str, Any]], method: str, fraction: float, metric: s
             if r["method"] == method and r["label_fraction"] == fraction and r.get(metric) is not None}
 
 
+def _compared_methods(rows: list[dict[str, Any]], fraction: float, baseline: str,
+                      references: tuple[str, ...]) -> list[str]:
+    """The fraction's methods under comparison: not the baseline, a reference row or a `baseline@M` twin."""
+    return [m for m in dict.fromkeys(r["method"] for r in rows if r["label_fraction"] == fraction)
+            if m != baseline and m not in references and "@" not in m]
+
+
 def paired_rows(rows: list[dict[str, Any]], fraction: float, metric: str, baseline: str,
                 references: tuple[str, ...] = ("plain",)) -> list[dict[str, Any]]:
     """[{method, vs, deltas: {seed: Δ}, mean}] for every (method, baseline) pair with ≥ 1 paired seed."""
-    methods = [m for m in dict.fromkeys(r["method"] for r in rows if r["label_fraction"] == fraction)
-               if m != baseline and m not in references and "@" not in m]
+    methods = _compared_methods(rows, fraction, baseline, references)
     pairs = [(ref, baseline) for ref in references] + \
         [(m, vs) for m in methods for vs in (baseline, f"{baseline}@{m}", *references)]
     out = []
@@ -48,17 +54,20 @@ def paired_table(rows: list[dict[str, Any]], fraction: float, metric: str, basel
 
 def delivered_rows(rows: list[dict[str, Any]], fraction: float, metric: str, baseline: str, select_key: str,
                    references: tuple[str, ...] = ("plain",)) -> list[dict[str, Any]]:
-    """What the product hands over under `activate = best_on_val` (engine.jobs.shadow.choose_active): per seed,
+    """What the product hands over under `activate = best_on_val` (its own rule, choose_active): per seed,
     the method's model unless the baseline (the supervised shadow) scored higher on `select_key`; a tie keeps
     the method. [{method, picks: {seed: "ssl" | "shadow"}, deltas: {seed: Δ metric vs baseline}, mean}]."""
-    methods = [m for m in dict.fromkeys(r["method"] for r in rows if r["label_fraction"] == fraction)
-               if m != baseline and m not in references and "@" not in m]
+    # the product's own rule; a torch-heavy module, so imported only when a delivered table is asked for
+    from engine.jobs.shadow import choose_active
+
+    methods = _compared_methods(rows, fraction, baseline, references)
     base_metric, base_val = (_by_seed(rows, baseline, fraction, k) for k in (metric, select_key))
     out = []
     for method in methods:
         mine, mine_val = (_by_seed(rows, method, fraction, k) for k in (metric, select_key))
         seeds = sorted(mine.keys() & mine_val.keys() & base_metric.keys() & base_val.keys())
-        picks = {s: "ssl" if mine_val[s] >= base_val[s] else "shadow" for s in seeds}
+        picks = {s: choose_active("best_on_val", {"delta": mine_val[s] - base_val[s], "value": base_val[s],
+                                                  "ssl_value": mine_val[s]})[0] for s in seeds}
         deltas = {s: (mine[s] if picks[s] == "ssl" else base_metric[s]) - base_metric[s] for s in seeds}
         if deltas:
             out.append({"method": method, "picks": picks, "deltas": deltas,

@@ -74,8 +74,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     tag, variant = parse_variant(args.variant)
     splits = {s: _task_split(np.load(args.data / f"{s}.npz"), args.labels) for s in ("train", "val", "test")}
-    class_names = dataset_class_names(args.data, splits["train"]["labels"]) if args.labels == "labels" else \
-        tuple(f"class_{i}" for i in range(int(splits["train"]["labels"].max()) + 1))
+    class_names = dataset_class_names(args.data, splits["train"]["labels"], args.labels)
     shared = SharedResults(results_path, _public)
     run_index = shared.add_run({"command": command("python -m engine bench ssl", add_arguments, args),
                                 "machine": machine(args.threads), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
@@ -89,15 +88,15 @@ def run(args: argparse.Namespace) -> int:
             for method in methods:
                 name = names[method]
                 if (name, fraction, seed) not in shared.done():
-                    overrides = variant if name != method else {}
-                    row = _run_cell(args, splits, class_names, method, fraction, seed, overrides, name)
+                    row = _run_cell(args, splits, class_names, method, fraction, seed,
+                                    variant=variant if name != method else {}, name=name)
                     shared.add_row({"run": run_index, **row})
                 matched = twin_to_run(shared, "supervised", name, fraction, seed, list(names.values()),
                                       args.no_matched_baseline, references=("plain",))
                 if matched is None:
                     continue
                 source = json.loads((args.out / "cells" / f"{name}_{fraction}_{seed}.json").read_text())["row"]
-                row = _run_cell(args, splits, class_names, "supervised", fraction, seed, _matching(args, source))
+                row = _run_cell(args, splits, class_names, "supervised", fraction, seed, twin=_matching(args, source))
                 shared.add_row({"run": run_index, **row, "method": matched})
     _report(shared.read(), args.out)
     print(f"wrote {results_path}, {args.out / 'results.md'}, {args.out / 'test_auc.png'}")
@@ -151,14 +150,9 @@ def _train_stage1(args: argparse.Namespace, splits: dict, class_names: tuple[str
     if path.exists():
         return
     from engine.core.config import DataConfig, TrainConfig
-    from engine.loaders.datasets import ArrayData
     from engine.training.loop import run_training
 
-    train, val = splits["train"], splits["val"]
-    partial = np.full(len(train["labels"]), -1, dtype=np.int64)
-    partial[0] = train["labels"][0]
-    data = ArrayData(train["images"], partial, class_names, groups=train.get("groups"),
-                     val_images=val["images"], val_labels=val["labels"].astype(np.int64))
+    data = _array_data(splits, class_names, np.array([0]))
     cfg = TrainConfig(method="s2mts2", backbone=args.backbone, seed=seed, epochs=None, patience=None,
                       max_steps=args.stage1_steps, device=args.device, num_threads=args.threads,
                       data=DataConfig(image_size=args.image_size),
@@ -176,26 +170,34 @@ def _matching(args: argparse.Namespace, source: dict[str, Any]) -> dict[str, Any
     return {"budget_minutes": max(seconds, MIN_MATCHED_SECONDS) / 60.0, "epochs": None}
 
 
-def _run_cell(args: argparse.Namespace, splits: dict, class_names: tuple[str, ...], method: str,
-              fraction: float, seed: int, overrides: dict[str, Any], name: str | None = None) -> dict[str, Any]:
-    """One cell. `overrides`: TrainConfig fields (a matched twin's budget) or a --variant's settings, whose
-    `data` / `method_params` are merged into the defaults; `name` is the row's method name (default: method)."""
-    from engine.core.config import DataConfig, TrainConfig
-    from engine.loaders.datasets import ArrayData, stratified_subset
+def _array_data(splits: dict, class_names: tuple[str, ...], labeled: np.ndarray) -> Any:
+    """train.npz with only `labeled` keeping its label (the rest is the unlabeled pool), val.npz as val."""
+    from engine.loaders.datasets import ArrayData
 
     train, val = splits["train"], splits["val"]
     labels = train["labels"].astype(np.int64)
-    labeled = stratified_subset(labels, fraction, seed)
     partial = np.full_like(labels, -1)
     partial[labeled] = labels[labeled]
-    data = ArrayData(train["images"], partial, class_names, groups=train.get("groups"),
+    return ArrayData(train["images"], partial, class_names, groups=train.get("groups"),
                      val_images=val["images"], val_labels=val["labels"].astype(np.int64))
+
+
+def _run_cell(args: argparse.Namespace, splits: dict, class_names: tuple[str, ...], method: str,
+              fraction: float, seed: int, twin: dict[str, Any] | None = None, variant: dict[str, Any] | None = None,
+              name: str | None = None) -> dict[str, Any]:
+    """One cell. `twin`: the TrainConfig bound of a supervised@M row (M's steps or seconds); `variant`: a
+    --variant's `data` / `method_params`, merged into the defaults; `name`: the row's method (default: method)."""
+    from engine.core.config import DataConfig, TrainConfig
+    from engine.loaders.datasets import stratified_subset
+
+    twin, variant = twin or {}, variant or {}
+    labeled = stratified_subset(splits["train"]["labels"].astype(np.int64), fraction, seed)
+    data = _array_data(splits, class_names, labeled)
     epochs = args.epochs or (None if args.budget_minutes else 12)
     settings = {"method": method, "backbone": args.backbone, "seed": seed, "epochs": epochs, "patience": None,
                 "budget_minutes": args.budget_minutes, "device": args.device, "num_threads": args.threads,
                 "data": DataConfig(image_size=args.image_size)}
-    variant = {k: overrides[k] for k in ("data", "method_params") if isinstance(overrides.get(k), dict)}
-    settings.update({k: v for k, v in overrides.items() if k not in variant})
+    settings.update(twin)
     if "data" in variant:
         settings["data"] = DataConfig(image_size=args.image_size, **variant["data"])
     method_params = dict(variant.get("method_params", {}))
@@ -206,7 +208,7 @@ def _run_cell(args: argparse.Namespace, splits: dict, class_names: tuple[str, ..
     if method_params:
         settings["method_params"] = method_params
     cfg = TrainConfig(**settings)
-    log.info("cell %s fraction=%s seed=%s labeled=%d %s", method, fraction, seed, len(labeled), overrides)
+    log.info("cell %s fraction=%s seed=%s labeled=%d %s", method, fraction, seed, len(labeled), twin or variant)
     from engine.training.loop import run_training
 
     result = run_training(cfg, data)
@@ -222,10 +224,9 @@ def _run_cell(args: argparse.Namespace, splits: dict, class_names: tuple[str, ..
     detail = {"row": row, "roles": {r: {"test": float_metrics(m), "val": float_metrics(result.best_metrics[r])}
                                     for r, m in test.items()},
               "history": result.history, "planned_steps": result.planned_steps, "config": cfg.to_dict()}
-    twin = any(k in overrides for k in ("max_steps", "budget_minutes", "epochs"))  # a supervised@M row
     cell_name = f"{row['method']}_{fraction}_{seed}" + ("_matched" if twin else "")
     write_json(args.out / "cells" / f"{cell_name}.json", detail)
-    print(f"{row['method']:>14} f={fraction} seed={seed} {overrides or ''} test_auc={row['test_auc']:.4f} "
+    print(f"{row['method']:>14} f={fraction} seed={seed} {twin or variant or ''} test_auc={row['test_auc']:.4f} "
           f"(student {test['student']['auc']:.4f}) steps={result.steps_run} {row['train_seconds']}s", flush=True)
     return row
 
