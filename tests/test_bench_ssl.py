@@ -69,3 +69,65 @@ def test_unknown_label_array_is_refused_with_its_name(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="labels_missing"):
         bench_ssl.main(["--data", str(data), "--labels", "labels_missing", "--methods", "supervised",
                         "--out", str(tmp_path / "out")])
+
+
+def test_from_shadow_warm_starts_ssl_twins_and_continued_but_not_plain_or_s2mts2(tmp_path: Path,
+                                                                                  monkeypatch) -> None:
+    """The product's train-job protocol in the bench: the supervised cell is the shadow (from scratch, its
+    selected weights kept); MT, its twin and supervised_continued start from exactly those weights with no
+    in-run warm-up; plain (a user's own loop) and S²MTS² (stage 1 is its warm start) do not."""
+    import torch
+
+    from engine.core.checkpoints import load_checkpoint
+    from engine.training import loop
+
+    seen: list[tuple[str, bool, object, dict]] = []
+    real = loop.run_training
+
+    def spy(cfg, data, *args, init_state=None, **kwargs):
+        seen.append((cfg.method, cfg.max_steps is not None, init_state, dict(cfg.method_params or {})))
+        return real(cfg, data, *args, init_state=init_state, **kwargs)
+
+    monkeypatch.setattr(loop, "run_training", spy)
+    data, out = tmp_path / "data", tmp_path / "out"
+    _tiny_set(data)
+    argv = ["--data", str(data), "--methods", "plain,mean_teacher,s2mts2,supervised", "--label-fractions", "0.25",
+            "--seeds", "0", "--budget-minutes", "0.02", "--threads", "1", "--from-shadow", "--out", str(out)]
+    assert bench_ssl.main(argv) == 0
+    rows = {r["method"]: r for r in json.loads((out / "results.json").read_text())["rows"]}
+    assert set(rows) == {"supervised", "supervised_continued", "plain", "mean_teacher", "s2mts2",
+                         "supervised@mean_teacher", "supervised@s2mts2"}
+    assert {m: rows[m]["init"] for m in rows} == {
+        "supervised": "scratch", "supervised_continued": "shadow", "plain": "scratch", "mean_teacher": "shadow",
+        "s2mts2": "scratch", "supervised@mean_teacher": "shadow", "supervised@s2mts2": "shadow"}
+    saved = load_checkpoint(out / "shadows" / "0.25_0.pt")
+    shadow = saved["state"]
+    assert saved["role"] in ("student", "teacher")
+    assert seen[0][0] == "supervised" and seen[0][2] is None  # the shadow first, whatever --methods' order
+    by_init = {(m, twin): init for m, twin, init, _ in seen}
+    for key in (("supervised", True), ("mean_teacher", False)):
+        assert all(torch.equal(by_init[key][k], shadow[k]) for k in shadow)
+    assert by_init[("plain", False)] is None and by_init[("s2mts2", False)] is None
+    mt_params = next(p for m, _, _, p in seen if m == "mean_teacher")
+    assert mt_params["warmup_fraction"] == 0.0  # the shadow replaces the in-run warm-up
+    s2_params = next(p for m, _, _, p in seen if m == "s2mts2")
+    assert "warmup_fraction" not in s2_params
+    report = (out / "results.md").read_text()
+    assert "Product protocol (--from-shadow)" in report
+    assert "| mean_teacher | supervised_continued | 1 |" in report and "| supervised_continued | supervised | 1 |" in report
+    assert "What the product delivers" in report and "| mean_teacher | 1 |" in report
+    assert "| supervised_continued | 1 |" not in report.split("What the product delivers")[1]  # a reference, not a pick
+    (out / "results.md").unlink()
+    assert bench_ssl.main(["--data", str(data), "--report-only", "--out", str(out)]) == 0
+    assert (out / "results.md").read_text() == report
+
+
+def test_from_shadow_needs_the_shadow_and_its_weights(tmp_path: Path) -> None:
+    data, out = tmp_path / "data", tmp_path / "out"
+    _tiny_set(data)
+    common = ["--data", str(data), "--label-fractions", "0.25", "--seeds", "0", "--epochs", "1", "--threads", "1",
+              "--no-matched-baseline", "--out", str(out)]
+    assert bench_ssl.main([*common, "--methods", "mean_teacher", "--from-shadow"]) == 2  # no supervised: no shadow
+    assert bench_ssl.main([*common, "--methods", "supervised"]) == 0  # without --from-shadow no weights are kept
+    with pytest.raises(SystemExit, match="shadows/0.25_0.pt is missing"):
+        bench_ssl.main([*common, "--methods", "supervised,mean_teacher", "--from-shadow"])

@@ -21,11 +21,12 @@ from typing import Any
 import numpy as np
 
 from engine.bench import command, float_metrics, fraction_report, machine, write_json
+from engine.bench.shadow_cells import continued, load_shadow, save_shadow, shadow_path, with_continued
 from engine.bench.shared_results import SharedResults, twin_to_run
 
 log = logging.getLogger(__name__)
 BASELINE = "seg_supervised"
-CONTINUED = f"{BASELINE}_continued"  # --from-shadow: the baseline trained on from the shadow, same budget
+CONTINUED = continued(BASELINE)  # --from-shadow: the baseline trained on from the shadow, same budget
 SUMMARY_KEYS = ("test_dice", "val_dice", "test_jaccard", "test_hd95", "test_asd", "train_seconds", "epochs_run")
 OVERLAY_CASES = 6  # test cases kept per cell for the overlay grid
 
@@ -71,10 +72,11 @@ def run(args: argparse.Namespace) -> int:
     run_index = shared.add_run({"command": command("python -m engine bench seg", add_arguments, args),
                                 "machine": machine(args.threads), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
     if args.from_shadow:
-        if BASELINE not in methods:
+        ordered = with_continued(methods, BASELINE)
+        if ordered is None:
             print(f"--from-shadow needs {BASELINE} in --methods (it is the shadow)", file=sys.stderr)
             return 2
-        methods = [BASELINE, CONTINUED, *[m for m in methods if m != BASELINE]]
+        methods = ordered
     for fraction in [float(f) for f in args.label_fractions.split(",")]:
         for seed in [int(s) for s in args.seeds.split(",")]:
             for method in methods:
@@ -115,7 +117,6 @@ def _run_cell(args: argparse.Namespace, splits: dict, method: str, fraction: flo
     """One cell; twin_of = (SSL method, its steps): the supervised twin of that cell, run for exactly its
     iterations (the wall-clock row is the plain baseline cell). Under --from-shadow every cell but the
     baseline itself starts from the baseline's weights (CONTINUED trains the baseline method on from them)."""
-    from engine.core.checkpoints import save_checkpoint
     from engine.core.config import SEGMENTATION_AUG, DataConfig, TrainConfig
     from engine.jobs.shadow import ssl_config_from_shadow, starts_from_shadow
     from engine.loaders.datasets import ArrayData
@@ -124,8 +125,8 @@ def _run_cell(args: argparse.Namespace, splits: dict, method: str, fraction: flo
     name, method = method, BASELINE if method == CONTINUED else method
     is_shadow = args.from_shadow and name == BASELINE and twin_of is None
     from_shadow = args.from_shadow and not is_shadow and starts_from_shadow(method)
-    shadow_file = args.out / "shadows" / f"{fraction}_{seed}.pt"
-    init = _load_shadow(shadow_file) if from_shadow else None
+    shadow_file = shadow_path(args.out, fraction, seed)
+    init = load_shadow(shadow_file, BASELINE) if from_shadow else None
 
     max_steps = twin_of[1] if twin_of else None
     train, val = splits["train"], splits["val"]
@@ -147,8 +148,8 @@ def _run_cell(args: argparse.Namespace, splits: dict, method: str, fraction: flo
     result = run_training(cfg, data, init_state=init)
     test, masks = _evaluate(cfg, result, splits["test"], class_names, data.in_chans)
     role = result.selected_role
-    if is_shadow:  # atomic: a bench killed mid-write leaves no torn shadow for the next cells
-        save_checkpoint(shadow_file, {"role": role, "state": result.best_state[role]})
+    if is_shadow:
+        save_shadow(shadow_file, role, result.best_state[role])
     row = {"method": name, "label_fraction": fraction, "seed": seed, "budget_minutes": cfg.budget_minutes,
            "epochs_run": round(result.epochs_run, 3), "train_seconds": round(result.train_seconds, 1),
            "val_dice": result.best_metrics[role]["dice"], **{f"test_{k}": test[role][k]
@@ -166,16 +167,6 @@ def _run_cell(args: argparse.Namespace, splits: dict, method: str, fraction: flo
           f"(student {test['student']['dice']:.4f}) val_dice={row['val_dice']:.4f} steps={result.steps_run} "
           f"{row['train_seconds']}s", flush=True)
     return row
-
-
-def _load_shadow(path: Path) -> dict[str, Any]:
-    """The shadow cell's selected weights (its `role`'s state), as the product's initial_weights reads them."""
-    if not path.exists():
-        raise SystemExit(f"{path} is missing: the {BASELINE} cell of this fraction and seed ran without "
-                         "--from-shadow (or its file was removed); rerun that cell into a fresh --out")
-    from engine.core.checkpoints import load_checkpoint
-
-    return load_checkpoint(path)["state"]
 
 
 def _evaluate(cfg, result, test, class_names, in_chans) -> tuple[dict[str, dict], dict[str, np.ndarray]]:

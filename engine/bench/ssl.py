@@ -21,11 +21,14 @@ import numpy as np
 
 from engine.bench import class_names as dataset_class_names
 from engine.bench import command, float_metrics, fraction_report, machine, write_json
+from engine.bench.shadow_cells import continued, load_shadow, save_shadow, shadow_path, with_continued
 from engine.bench.shared_results import SharedResults, twin_to_run
 
 log = logging.getLogger(__name__)
 SUMMARY_KEYS = ("test_auc", "val_auc", "test_sensitivity", "test_specificity", "test_f1", "test_ece",
                 "train_seconds", "epochs_run")
+BASELINE = "supervised"
+CONTINUED = continued(BASELINE)  # --from-shadow: supervised trained on from the shadow for the same budget
 MIN_MATCHED_SECONDS = 0.5  # a time-matched twin gets at least this (a 0-second budget is not a budget)
 
 
@@ -53,6 +56,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stage1-steps", type=int, default=None,
                         help="with --reuse-stage1: train a missing stage-1 encoder on its own for this many steps "
                              "before the cells, so every S²MTS² cell of the seed gets its whole budget for fine-tuning")
+    parser.add_argument("--from-shadow", action="store_true",
+                        help="the product's protocol: the supervised cell is the shadow, and every SSL cell that the "
+                             "train job starts from it (all but S²MTS², which has stage 1), its twin and "
+                             f"{CONTINUED} start from its weights with no in-run warm-up; plain stays from scratch")
     parser.add_argument("--report-only", action="store_true", help="rewrite results.md from results.json, train nothing")
     parser.add_argument("--out", required=True, type=Path)
 
@@ -78,6 +85,12 @@ def run(args: argparse.Namespace) -> int:
     shared = SharedResults(results_path, _public)
     run_index = shared.add_run({"command": command("python -m engine bench ssl", add_arguments, args),
                                 "machine": machine(args.threads), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    if args.from_shadow:
+        ordered = with_continued(methods, BASELINE)
+        if ordered is None:
+            print(f"--from-shadow needs {BASELINE} in --methods (it is the shadow)", file=sys.stderr)
+            return 2
+        methods = ordered
     seeds = [int(s) for s in args.seeds.split(",")]
     if args.stage1_steps and args.reuse_stage1 and "s2mts2" in methods:
         for seed in seeds:
@@ -88,22 +101,24 @@ def run(args: argparse.Namespace) -> int:
             for method in methods:
                 name = names[method]
                 if (name, fraction, seed) not in shared.done():
-                    row = _run_cell(args, splits, class_names, method, fraction, seed,
-                                    variant=variant if name != method else {}, name=name)
+                    row = _run_cell(args, splits, class_names, BASELINE if method == CONTINUED else method,
+                                    fraction, seed, variant=variant if name != method else {}, name=name)
                     shared.add_row({"run": run_index, **row})
-                matched = twin_to_run(shared, "supervised", name, fraction, seed, list(names.values()),
-                                      args.no_matched_baseline, references=("plain",))
+                matched = twin_to_run(shared, BASELINE, name, fraction, seed, list(names.values()),
+                                      args.no_matched_baseline, references=REFERENCES)
                 if matched is None:
                     continue
                 source = json.loads((args.out / "cells" / f"{name}_{fraction}_{seed}.json").read_text())["row"]
-                row = _run_cell(args, splits, class_names, "supervised", fraction, seed, twin=_matching(args, source))
+                row = _run_cell(args, splits, class_names, BASELINE, fraction, seed, twin=_matching(args, source))
                 shared.add_row({"run": run_index, **row, "method": matched})
     _report(shared.read(), args.out)
     print(f"wrote {results_path}, {args.out / 'results.md'}, {args.out / 'test_auc.png'}")
     return 0
 
 
-BASELINES = ("supervised", "plain")  # never take a --variant: they are what the variant is measured against
+BASELINES = (BASELINE, "plain", CONTINUED)  # never take a --variant: they are what the variant is measured against
+REFERENCES = ("plain", CONTINUED)  # rows every SSL method is also compared with (not twins, not methods)
+SCRATCH_ONLY = ("plain",)  # the reference loop a user writes: never warm-started
 
 
 def parse_variant(text: str | None) -> tuple[str | None, dict[str, Any]]:
@@ -188,9 +203,13 @@ def _run_cell(args: argparse.Namespace, splits: dict, class_names: tuple[str, ..
     """One cell. `twin`: the TrainConfig bound of a supervised@M row (M's steps or seconds); `variant`: a
     --variant's `data` / `method_params`, merged into the defaults; `name`: the row's method (default: method)."""
     from engine.core.config import DataConfig, TrainConfig
+    from engine.jobs.shadow import ssl_config_from_shadow, starts_from_shadow
     from engine.loaders.datasets import stratified_subset
 
     twin, variant = twin or {}, variant or {}
+    is_shadow = args.from_shadow and method == BASELINE and not twin and (name or method) == BASELINE
+    from_shadow = args.from_shadow and not is_shadow and method not in SCRATCH_ONLY and starts_from_shadow(method)
+    init = load_shadow(shadow_path(args.out, fraction, seed), BASELINE) if from_shadow else None
     labeled = stratified_subset(splits["train"]["labels"].astype(np.int64), fraction, seed)
     data = _array_data(splits, class_names, labeled)
     epochs = args.epochs or (None if args.budget_minutes else 12)
@@ -208,19 +227,24 @@ def _run_cell(args: argparse.Namespace, splits: dict, class_names: tuple[str, ..
     if method_params:
         settings["method_params"] = method_params
     cfg = TrainConfig(**settings)
+    if from_shadow and method != BASELINE:
+        cfg = ssl_config_from_shadow(cfg)  # no in-run warm-up: the shadow is the warm start
     log.info("cell %s fraction=%s seed=%s labeled=%d %s", method, fraction, seed, len(labeled), twin or variant)
     from engine.training.loop import run_training
 
-    result = run_training(cfg, data)
+    result = run_training(cfg, data, init_state=init)
     test = _evaluate(cfg, result, splits["test"], class_names, data.in_chans)
     role = result.selected_role
+    if is_shadow:
+        save_shadow(shadow_path(args.out, fraction, seed), role, result.best_state[role])
     row = {"method": name or method, "label_fraction": fraction, "seed": seed, "budget_minutes": cfg.budget_minutes,
            "epochs_run": round(result.epochs_run, 3), "train_seconds": round(result.train_seconds, 1),
            "val_auc": result.best_metrics[role]["auc"], "test_auc": test[role]["auc"],
            "test_sensitivity": test[role]["sensitivity"], "test_specificity": test[role]["specificity"],
            "test_f1": test[role]["f1"], "test_ece": test[role]["ece"], "_steps": result.steps_run,
            "_seconds": result.train_seconds,
-           **({"stage1_reused": bool(stage1_existed)} if method == "s2mts2" and args.reuse_stage1 else {})}
+           **({"stage1_reused": bool(stage1_existed)} if method == "s2mts2" and args.reuse_stage1 else {}),
+           **({"init": _init_name(from_shadow, method, args.reuse_stage1)} if args.from_shadow else {})}
     detail = {"row": row, "roles": {r: {"test": float_metrics(m), "val": float_metrics(result.best_metrics[r])}
                                     for r, m in test.items()},
               "history": result.history, "planned_steps": result.planned_steps, "config": cfg.to_dict()}
@@ -229,6 +253,13 @@ def _run_cell(args: argparse.Namespace, splits: dict, class_names: tuple[str, ..
     print(f"{row['method']:>14} f={fraction} seed={seed} {twin or variant or ''} test_auc={row['test_auc']:.4f} "
           f"(student {test['student']['auc']:.4f}) steps={result.steps_run} {row['train_seconds']}s", flush=True)
     return row
+
+
+def _init_name(from_shadow: bool, method: str, reuse_stage1: bool) -> str:
+    """What a --from-shadow row started from: the shadow, S²MTS²'s own stage 1, or nothing."""
+    if from_shadow:
+        return "shadow"
+    return "stage 1" if method == "s2mts2" and reuse_stage1 else "scratch"
 
 
 def _evaluate(cfg, result, test, class_names, in_chans) -> dict[str, dict[str, Any]]:
@@ -258,9 +289,14 @@ def _report(results: dict[str, Any], out: Path) -> None:
     intro = ["# bench ssl", "", "Mean ± std over seeds; test metrics of the teacher where one exists, selected on val.",
              ("`supervised@M`: the matched baseline for method M — same iterations as M when the run had a "
               "budget (then plain `supervised` is the wall-clock match), same seconds as M otherwise.")]
+    if any(r.get("init") == "shadow" for r in results["rows"]):
+        intro.append(f"Product protocol (--from-shadow): `{BASELINE}` is the supervised shadow; every SSL cell but "
+                     f"S²MTS² (stage 1 is its warm start), its `{BASELINE}@M` twin and `{CONTINUED}` (supervised, same "
+                     "budget again) start from its weights, so those rows have had the shadow's minutes too; "
+                     "`plain` trains from scratch.")
     fraction_report(results["rows"], out, intro, SUMMARY_KEYS, "test_auc", "test_auc.png",
-                    "test AUC (mean ± std over seeds)", runs=results["runs"], baseline="supervised",
-                    select_key="val_auc")
+                    "test AUC (mean ± std over seeds)", runs=results["runs"], baseline=BASELINE,
+                    references=REFERENCES, select_key="val_auc")
 
 
 def main(argv: list[str] | None = None) -> int:
