@@ -23,6 +23,7 @@ from engine.bench import class_names as dataset_class_names
 from engine.bench import command, float_metrics, fraction_report, machine, write_json
 from engine.bench.shadow_cells import continued, load_shadow, save_shadow, shadow_path, with_continued
 from engine.bench.shared_results import SharedResults, twin_to_run
+from engine.bench.ssl_variant import parse_variant
 
 log = logging.getLogger(__name__)
 SUMMARY_KEYS = ("test_auc", "val_auc", "test_sensitivity", "test_specificity", "test_f1", "test_ece",
@@ -119,30 +120,6 @@ def run(args: argparse.Namespace) -> int:
 BASELINES = (BASELINE, "plain", CONTINUED)  # never take a --variant: they are what the variant is measured against
 REFERENCES = ("plain", CONTINUED)  # rows every SSL method is also compared with (not twins, not methods)
 SCRATCH_ONLY = ("plain",)  # the reference loop a user writes: never warm-started
-
-
-def parse_variant(text: str | None) -> tuple[str | None, dict[str, Any]]:
-    """--variant TAG=JSON -> (TAG, {"method_params": {...}, "data": {...}}); a clear error for anything else."""
-    if not text:
-        return None, {}
-    tag, sep, body = text.partition("=")
-    if not sep or not tag or any(c in tag for c in "@+/ "):
-        raise SystemExit(f"--variant {text!r}: expected TAG=JSON with a TAG of letters, digits, _ or -")
-    try:
-        settings = json.loads(body)
-    except json.JSONDecodeError as err:
-        raise SystemExit(f"--variant {tag}: the settings are not JSON ({err})") from None
-    if not isinstance(settings, dict) or not settings or set(settings) - {"method_params", "data"}:
-        raise SystemExit(f"--variant {tag}: give an object with method_params and/or data, got {body}")
-    from dataclasses import fields
-
-    from engine.core.config import DataConfig
-
-    known = {f.name for f in fields(DataConfig)}
-    unknown = sorted(set(settings.get("data", {})) - known)
-    if unknown:
-        raise SystemExit(f"--variant {tag}: DataConfig has no {unknown}; it has {sorted(known)}")
-    return tag, settings
 
 
 def row_name(method: str, tag: str | None) -> str:
