@@ -6,6 +6,7 @@ The baseline cell of a (label fraction, seed) is the shadow: its selected weight
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +40,12 @@ def load_shadow(path: Path, baseline: str) -> dict[str, Any]:
     return load_checkpoint(path)["state"]
 
 
-def with_continued(methods: list[str], baseline: str) -> list[str] | None:
-    """Cell order for --from-shadow: the shadow first (the others need its weights), then its continuation;
-    None when the baseline is not among the methods (there would be no shadow)."""
+def cell_order(methods: list[str], baseline: str, from_shadow: bool) -> list[str] | None:
+    """--from-shadow: the shadow first (the others need its weights), then its continuation, then the rest.
+    None, with the reason on stderr, when the baseline is not among the methods (there would be no shadow)."""
+    if not from_shadow:
+        return methods
     if baseline not in methods:
+        print(f"--from-shadow needs {baseline} in --methods (it is the shadow)", file=sys.stderr)
         return None
     return [baseline, continued(baseline), *[m for m in methods if m not in (baseline, continued(baseline))]]

@@ -21,7 +21,7 @@ import numpy as np
 
 from engine.bench import class_names as dataset_class_names
 from engine.bench import command, float_metrics, fraction_report, machine, write_json
-from engine.bench.shadow_cells import continued, load_shadow, save_shadow, shadow_path, with_continued
+from engine.bench.shadow_cells import cell_order, continued, load_shadow, save_shadow, shadow_path
 from engine.bench.shared_results import SharedResults, twin_to_run
 from engine.bench.ssl_variant import parse_variant
 
@@ -86,12 +86,9 @@ def run(args: argparse.Namespace) -> int:
     shared = SharedResults(results_path, _public)
     run_index = shared.add_run({"command": command("python -m engine bench ssl", add_arguments, args),
                                 "machine": machine(args.threads), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
-    if args.from_shadow:
-        ordered = with_continued(methods, BASELINE)
-        if ordered is None:
-            print(f"--from-shadow needs {BASELINE} in --methods (it is the shadow)", file=sys.stderr)
-            return 2
-        methods = ordered
+    methods = cell_order(methods, BASELINE, args.from_shadow)
+    if methods is None:
+        return 2
     seeds = [int(s) for s in args.seeds.split(",")]
     if args.stage1_steps and args.reuse_stage1 and "s2mts2" in methods:
         for seed in seeds:
