@@ -128,6 +128,7 @@ def test_from_shadow_needs_the_shadow_and_its_weights(tmp_path: Path) -> None:
     common = ["--data", str(data), "--label-fractions", "0.25", "--seeds", "0", "--epochs", "1", "--threads", "1",
               "--no-matched-baseline", "--out", str(out)]
     assert bench_ssl.main([*common, "--methods", "mean_teacher", "--from-shadow"]) == 2  # no supervised: no shadow
+    assert not out.exists()  # refused before anything was written (no run record without rows)
     assert bench_ssl.main([*common, "--methods", "supervised"]) == 0  # without --from-shadow no weights are kept
     with pytest.raises(SystemExit, match="shadows/0.25_0.pt is missing"):
         bench_ssl.main([*common, "--methods", "supervised,mean_teacher", "--from-shadow"])

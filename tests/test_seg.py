@@ -319,6 +319,8 @@ def test_bench_seg_from_shadow_starts_ssl_cells_from_the_baseline_weights(tmp_pa
 
 
 def test_bench_seg_from_shadow_refuses_a_baseline_cell_without_its_weights(tmp_path) -> None:
+    import json
+
     from engine.bench import seg
 
     out = _tiny_seg_set(tmp_path)
@@ -326,4 +328,6 @@ def test_bench_seg_from_shadow_refuses_a_baseline_cell_without_its_weights(tmp_p
     assert seg.main([*common, "--methods", "seg_supervised"]) == 0  # no --from-shadow: no weights kept
     with pytest.raises(SystemExit, match="shadows/0.25_0.pt is missing"):
         seg.main([*common, "--methods", "seg_supervised,secl", "--from-shadow"])
+    runs = len(json.loads((out / "results.json").read_text())["runs"])
     assert seg.main([*common, "--methods", "secl", "--from-shadow"]) == 2  # the shadow must be in --methods
+    assert len(json.loads((out / "results.json").read_text())["runs"]) == runs  # refused: no run recorded

@@ -66,14 +66,14 @@ def run(args: argparse.Namespace) -> int:
         known = [m for m in METHODS.names() if "segmentation" in METHODS[m].tasks]
         print(f"unknown segmentation methods: {unknown}; known: {known}", file=sys.stderr)
         return 2
+    methods = cell_order(methods, BASELINE, args.from_shadow)
+    if methods is None:
+        return 2
     splits = {s: np.load(args.data / f"{s}.npz") for s in ("train", "val", "test")}
     results_path = args.out / "results.json"
     shared = SharedResults(results_path)
     run_index = shared.add_run({"command": command("python -m engine bench seg", add_arguments, args),
                                 "machine": machine(args.threads), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
-    methods = cell_order(methods, BASELINE, args.from_shadow)
-    if methods is None:
-        return 2
     for fraction in [float(f) for f in args.label_fractions.split(",")]:
         for seed in [int(s) for s in args.seeds.split(",")]:
             for method in methods:

@@ -80,15 +80,15 @@ def run(args: argparse.Namespace) -> int:
     if unknown:
         print(f"unknown methods: {unknown}; known: {METHODS.names()}", file=sys.stderr)
         return 2
+    methods = cell_order(methods, BASELINE, args.from_shadow)  # before anything is written to --out
+    if methods is None:
+        return 2
     tag, variant = parse_variant(args.variant)
     splits = {s: _task_split(np.load(args.data / f"{s}.npz"), args.labels) for s in ("train", "val", "test")}
     class_names = dataset_class_names(args.data, splits["train"]["labels"], args.labels)
     shared = SharedResults(results_path, _public)
     run_index = shared.add_run({"command": command("python -m engine bench ssl", add_arguments, args),
                                 "machine": machine(args.threads), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
-    methods = cell_order(methods, BASELINE, args.from_shadow)
-    if methods is None:
-        return 2
     seeds = [int(s) for s in args.seeds.split(",")]
     if args.stage1_steps and args.reuse_stage1 and "s2mts2" in methods:
         for seed in seeds:
@@ -181,9 +181,10 @@ def _run_cell(args: argparse.Namespace, splits: dict, class_names: tuple[str, ..
     from engine.loaders.datasets import stratified_subset
 
     twin, variant = twin or {}, variant or {}
-    is_shadow = args.from_shadow and method == BASELINE and not twin and (name or method) == BASELINE
+    is_shadow = args.from_shadow and not twin and (name or method) == BASELINE
     from_shadow = args.from_shadow and not is_shadow and method not in SCRATCH_ONLY and starts_from_shadow(method)
-    init = load_shadow(shadow_path(args.out, fraction, seed), BASELINE) if from_shadow else None
+    shadow_file = shadow_path(args.out, fraction, seed)
+    init = load_shadow(shadow_file, BASELINE) if from_shadow else None
     labeled = stratified_subset(splits["train"]["labels"].astype(np.int64), fraction, seed)
     data = _array_data(splits, class_names, labeled)
     epochs = args.epochs or (None if args.budget_minutes else 12)
@@ -210,7 +211,7 @@ def _run_cell(args: argparse.Namespace, splits: dict, class_names: tuple[str, ..
     test = _evaluate(cfg, result, splits["test"], class_names, data.in_chans)
     role = result.selected_role
     if is_shadow:
-        save_shadow(shadow_path(args.out, fraction, seed), role, result.best_state[role])
+        save_shadow(shadow_file, role, result.best_state[role])
     row = {"method": name or method, "label_fraction": fraction, "seed": seed, "budget_minutes": cfg.budget_minutes,
            "epochs_run": round(result.epochs_run, 3), "train_seconds": round(result.train_seconds, 1),
            "val_auc": result.best_metrics[role]["auc"], "test_auc": test[role]["auc"],
